@@ -1,0 +1,283 @@
+"""The ``kbqa`` command: database set-up (Chatchat's init_database.py flags), knowledge bases, ingestion, search.
+
+Exit codes: 0 success, 1 error (message on stderr), 2 bad usage, 3 finished but some files failed (listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kbqa.errors import KBQAError
+from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
+from kbqa.settings import Settings, load_settings
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+
+
+def _service(args: argparse.Namespace) -> KnowledgeBaseService:
+    settings: Settings = load_settings(args.config)
+    service = KnowledgeBaseService(settings)
+    service.create_tables()
+    return service
+
+
+def _progress_bar(total_hint: int | None, desc: str):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_hint, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def update(event: dict) -> None:  # type: ignore[type-arg]
+        if bar.total != event["total"]:
+            bar.total = event["total"]
+        bar.set_postfix_str(event["file"][-40:], refresh=False)
+        bar.update(1)
+
+    return bar, update
+
+
+def _print_report(kb: str, report: IngestReport) -> bool:
+    print(
+        f"{kb}: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} unchanged, "
+        f"{len(report.failed)} failed; {report.chunks} chunks ({report.embedded} embedded) in {report.seconds:.1f}s"
+    )
+    for path, reason in sorted(report.failed.items()):
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return not report.failed
+
+
+def _kb_names(service: KnowledgeBaseService, requested: Sequence[str] | None) -> list[str]:
+    if requested:
+        return list(requested)
+    names = {kb.name for kb in service.list_kbs()}
+    root = service.kb_root
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink() and (child / "content").is_dir():
+                names.add(child.name)
+    return sorted(names)
+
+
+def _ensure_kb(service: KnowledgeBaseService, name: str, embed_model: str | None) -> None:
+    if not service.exists(name):
+        service.create_kb(name, embed_model=embed_model)
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    service = KnowledgeBaseService(settings)
+    if args.clear_tables:
+        service.db.drop_tables()
+    service.create_tables()
+    all_ok = True
+    for name in _kb_names(service, args.kb_name):
+        if args.recreate_vs:
+            _ensure_kb(service, name, args.embed_model)
+            bar, update = _progress_bar(None, f"recreate {name}")
+            with bar:
+                report = service.recreate(name, embed_model=args.embed_model, progress=update)
+            all_ok &= _print_report(name, report)
+        elif args.increment:
+            _ensure_kb(service, name, args.embed_model)
+            missing = service.files_not_in_db(name)
+            bar, update = _progress_bar(len(missing), f"increment {name}")
+            with bar:
+                report = service.ingest(name, missing, progress=update)
+            all_ok &= _print_report(name, report)
+        elif args.update_in_db:
+            bar, update = _progress_bar(None, f"update {name}")
+            with bar:
+                report = service.ingest(name, service.file_names(name), progress=update)
+            all_ok &= _print_report(name, report)
+        if args.prune_db and service.exists(name):
+            gone = service.prune_db(name)
+            print(f"{name}: forgot {len(gone)} file(s) missing from the folder")
+        if args.prune_folder and service.exists(name):
+            removed = service.prune_folder(name)
+            print(f"{name}: deleted {len(removed)} file(s) unknown to the database")
+    return 0 if all_ok else EXIT_PARTIAL
+
+
+def cmd_kb_list(args: argparse.Namespace) -> int:
+    service = _service(args)
+    for kb in service.list_kbs():
+        print(f"{kb.name}\t{kb.file_count} files\t{kb.chunk_count} chunks\t{kb.embed_model}\t{kb.info}")
+    return 0
+
+
+def cmd_kb_create(args: argparse.Namespace) -> int:
+    service = _service(args)
+    kb = service.create_kb(args.name, info=args.info, vs_type=args.vs_type, embed_model=args.embed_model)
+    print(f"created {kb.name} ({kb.embed_model}, {kb.vs_type})")
+    return 0
+
+
+def cmd_kb_delete(args: argparse.Namespace) -> int:
+    service = _service(args)
+    service.delete_kb(args.name)
+    print(f"deleted {args.name}")
+    return 0
+
+
+def cmd_kb_files(args: argparse.Namespace) -> int:
+    service = _service(args)
+    for f in service.list_files(args.name):
+        extra = f"\t{f.error}" if f.error else ""
+        print(f"{f.path}\t{f.status}\t{f.chunk_count} chunks\t{f.size} bytes{extra}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Copy files or folders into a KB's content folder and ingest them."""
+    service = _service(args)
+    _ensure_kb(service, args.kb, None)
+    rels: list[str] = []
+    for raw in args.paths:
+        src = Path(raw)
+        if src.is_dir():
+            for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                rel = (
+                    (Path(args.prefix) / path.relative_to(src)).as_posix()
+                    if args.prefix
+                    else path.relative_to(src).as_posix()
+                )
+                rels.append(_copy_in(service, args.kb, path, rel, args.override))
+        elif src.is_file():
+            rel = (Path(args.prefix) / src.name).as_posix() if args.prefix else src.name
+            rels.append(_copy_in(service, args.kb, src, rel, args.override))
+        else:
+            raise KBQAError(f"{raw}: no such file or folder")
+    bar, update = _progress_bar(len(rels), f"ingest {args.kb}")
+    with bar:
+        report = service.ingest(args.kb, rels, progress=update)
+    return 0 if _print_report(args.kb, report) else EXIT_PARTIAL
+
+
+def _copy_in(service: KnowledgeBaseService, kb: str, src: Path, rel: str, override: bool) -> str:
+    with src.open("rb") as fh:
+        service.save_upload(kb, rel, fh, override=override)
+    return rel
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    service = _service(args)
+    hits = service.search(args.kb, args.query, top_k=args.top_k, score_threshold=args.score_threshold)
+    if not hits:
+        print("no matching chunks")
+        return 0
+    width = shutil.get_terminal_size((100, 20)).columns
+    for rank, hit in enumerate(hits, 1):
+        where = hit.path
+        for key in ("page", "slide", "sheet", "heading"):
+            if key in hit.metadata:
+                where += f" ({key} {hit.metadata[key]})"
+        print(f"[{rank}] {where}  relevance={hit.relevance:.3f}  score={hit.distance:.3f}")
+        text = " ".join(hit.text.split())
+        print("    " + (text if len(text) <= width * 3 else text[: width * 3] + "…"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kbqa", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--config", help="settings YAML (default: $KBQA_CONFIG or ./configs/settings.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init-db", help="create tables, rebuild or update knowledge bases (init_database.py)")
+    add_init_db_arguments(init)
+    init.set_defaults(func=cmd_init_db)
+
+    kb = sub.add_parser("kb", help="manage knowledge bases").add_subparsers(dest="kb_command", required=True)
+    p = kb.add_parser("list", help="list knowledge bases")
+    p.set_defaults(func=cmd_kb_list)
+    p = kb.add_parser("create", help="create a knowledge base")
+    p.add_argument("name")
+    p.add_argument("--info")
+    p.add_argument("--vs-type")
+    p.add_argument("--embed-model")
+    p.set_defaults(func=cmd_kb_create)
+    p = kb.add_parser("delete", help="delete a knowledge base, its files and its index")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_kb_delete)
+    p = kb.add_parser("files", help="list a knowledge base's files")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_kb_files)
+
+    p = sub.add_parser("add", help="copy files or folders into a knowledge base and ingest them")
+    p.add_argument("kb")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--prefix", default="", help="sub-folder inside the KB's content folder")
+    p.add_argument("--override", action="store_true", help="replace files that already exist")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("search", help="search a knowledge base")
+    p.add_argument("kb")
+    p.add_argument("query")
+    p.add_argument("-k", "--top-k", type=int, default=None)
+    p.add_argument("--score-threshold", type=float, default=None, help="Chatchat distance threshold (0..2)")
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def add_init_db_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-r",
+        "--recreate-vs",
+        action="store_true",
+        help="rebuild every (or each -n) knowledge base from its content folder",
+    )
+    parser.add_argument("--create-tables", action="store_true", help="create missing tables (always done)")
+    parser.add_argument("--clear-tables", action="store_true", help="drop and recreate every table first")
+    parser.add_argument(
+        "-i", "--increment", action="store_true", help="ingest files present in the folder but not in the database"
+    )
+    parser.add_argument(
+        "-u", "--update-in-db", action="store_true", help="re-ingest files known to the database whose content changed"
+    )
+    parser.add_argument("--prune-db", action="store_true", help="forget files deleted from the folder")
+    parser.add_argument("--prune-folder", action="store_true", help="delete files the database does not know")
+    parser.add_argument("-n", "--kb-name", nargs="+", help="only these knowledge bases")
+    parser.add_argument("-e", "--embed-model", help="embedding model for created or recreated knowledge bases")
+
+
+def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return int(args.func(args))
+    except KBQAError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(argv, build_parser())
+
+
+def init_database_main(argv: Sequence[str] | None = None) -> int:
+    """``python init_database.py``: Chatchat 0.2's flags."""
+    parser = argparse.ArgumentParser(
+        prog="init_database.py", description="Create tables and (re)build knowledge bases."
+    )
+    parser.add_argument("--config", help="settings YAML (default: $KBQA_CONFIG or ./configs/settings.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    add_init_db_arguments(parser)
+    parser.set_defaults(func=cmd_init_db)
+    return run(argv, parser)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Metadata database: models, engine and repository functions."""

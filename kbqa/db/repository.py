@@ -1,0 +1,148 @@
+"""Repository functions: each takes a session and does one thing. Every name match is exact (``==``), never LIKE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from kbqa.db.models import Chunk, KnowledgeBase, KnowledgeFile
+
+
+@dataclass(slots=True)
+class NewChunk:
+    ordinal: int
+    text: str
+    text_sha256: str
+    meta: dict[str, Any]
+    embedding: np.ndarray
+
+
+def get_kb(session: Session, name: str) -> KnowledgeBase | None:
+    return session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == name))
+
+
+def list_kbs(session: Session) -> list[KnowledgeBase]:
+    return list(session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name)))
+
+
+def add_kb(session: Session, *, name: str, info: str, vs_type: str, embed_model: str, embed_dim: int) -> KnowledgeBase:
+    kb = KnowledgeBase(name=name, info=info, vs_type=vs_type, embed_model=embed_model, embed_dim=embed_dim)
+    session.add(kb)
+    session.flush()
+    return kb
+
+
+def bump_generation(session: Session, kb_id: int) -> int:
+    session.execute(
+        update(KnowledgeBase).where(KnowledgeBase.id == kb_id).values(generation=KnowledgeBase.generation + 1)
+    )
+    return int(session.scalar(select(KnowledgeBase.generation).where(KnowledgeBase.id == kb_id)) or 0)
+
+
+def kb_counts(session: Session, kb_id: int) -> tuple[int, int]:
+    files = session.scalar(select(func.count()).select_from(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id))
+    chunks = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_id))
+    return int(files or 0), int(chunks or 0)
+
+
+def get_file(session: Session, kb_id: int, path: str) -> KnowledgeFile | None:
+    return session.scalar(select(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id, KnowledgeFile.path == path))
+
+
+def files_by_path(session: Session, kb_id: int, paths: Iterable[str] | None = None) -> dict[str, KnowledgeFile]:
+    stmt = select(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id)
+    if paths is not None:
+        wanted = list(paths)
+        if not wanted:
+            return {}
+        stmt = stmt.where(KnowledgeFile.path.in_(wanted))
+    return {f.path: f for f in session.scalars(stmt)}
+
+
+def list_files(session: Session, kb_id: int) -> list[KnowledgeFile]:
+    return list(session.scalars(select(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id).order_by(KnowledgeFile.path)))
+
+
+def chunk_ids_of_file(session: Session, file_id: int) -> list[int]:
+    return list(session.scalars(select(Chunk.id).where(Chunk.file_id == file_id)))
+
+
+def delete_chunks_of_file(session: Session, file_id: int) -> list[int]:
+    ids = chunk_ids_of_file(session, file_id)
+    if ids:
+        session.execute(delete(Chunk).where(Chunk.file_id == file_id))
+    return ids
+
+
+def delete_file(session: Session, file: KnowledgeFile) -> list[int]:
+    ids = delete_chunks_of_file(session, file.id)
+    session.execute(delete(KnowledgeFile).where(KnowledgeFile.id == file.id))
+    return ids
+
+
+def insert_chunks(session: Session, kb_id: int, file_id: int, chunks: Sequence[NewChunk]) -> list[int]:
+    if not chunks:
+        return []
+    rows = [
+        {
+            "kb_id": kb_id,
+            "file_id": file_id,
+            "ordinal": c.ordinal,
+            "text": c.text,
+            "text_sha256": c.text_sha256,
+            "meta": c.meta,
+            "embedding": np.ascontiguousarray(c.embedding, dtype="<f4").tobytes(),
+        }
+        for c in chunks
+    ]
+    result = session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows)
+    return list(result)
+
+
+def known_embeddings(session: Session, kb_id: int, text_hashes: Iterable[str]) -> dict[str, bytes]:
+    """Embeddings already stored in this KB for these chunk texts (the same model made them): reused, not recomputed."""
+    wanted = list(set(text_hashes))
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        stmt = select(Chunk.text_sha256, Chunk.embedding).where(Chunk.kb_id == kb_id, Chunk.text_sha256.in_(part))
+        for sha, emb in session.execute(stmt):
+            found.setdefault(sha, emb)
+    return found
+
+
+def chunks_by_ids(session: Session, ids: Sequence[int]) -> dict[int, tuple[Chunk, KnowledgeFile]]:
+    if not ids:
+        return {}
+    stmt = select(Chunk, KnowledgeFile).join(KnowledgeFile, Chunk.file_id == KnowledgeFile.id).where(Chunk.id.in_(ids))
+    return {c.id: (c, f) for c, f in session.execute(stmt)}
+
+
+def chunks_of_file(session: Session, file_id: int) -> list[Chunk]:
+    return list(session.scalars(select(Chunk).where(Chunk.file_id == file_id).order_by(Chunk.ordinal)))
+
+
+def iter_embeddings(
+    session: Session, kb_id: int, dim: int, page: int = 20000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) of every chunk of a KB, in pages, for rebuilding an index without the model."""
+    last = 0
+    while True:
+        stmt = (
+            select(Chunk.id, Chunk.embedding)
+            .where(Chunk.kb_id == kb_id, Chunk.id > last)
+            .order_by(Chunk.id)
+            .limit(page)
+        )
+        rows = session.execute(stmt).all()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        yield ids, vecs
+        last = int(ids[-1])

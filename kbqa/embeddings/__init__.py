@@ -1,0 +1,1 @@
+"""Embedders: a narrow seam, the bundled defaults, and any local sentence-transformers folder."""

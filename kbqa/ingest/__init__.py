@@ -1,0 +1,1 @@
+"""File → documents → chunks → vectors."""

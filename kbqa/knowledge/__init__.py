@@ -1,0 +1,1 @@
+"""Knowledge bases: the one coordinator of content files, metadata DB and vector index."""

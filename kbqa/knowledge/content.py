@@ -1,0 +1,151 @@
+"""A knowledge base's folder on disk: ``<kb_root>/<kb>/content`` (the files) and ``vector_store/<model>`` (indexes).
+
+Every path is built with :func:`resolve_inside`, so nothing here can reach outside the KB's folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from kbqa.errors import FileExistsInKB, FileTooLarge, InvalidPath, KBQAError
+from kbqa.knowledge.naming import normalize_relative_path, resolve_inside, validate_kb_name
+
+TEMP_PREFIX = ".kbqa-tmp-"
+# Chatchat skips these when rebuilding from a folder: editor swap files, Office lock files, temp files.
+_SKIPPED_PREFIXES = (".", "~$", "temp", "tmp")
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    sha256: str
+    size: int
+    mtime: float
+
+
+def digest_file(path: Path) -> FileDigest:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_COPY_CHUNK), b""):
+            h.update(block)
+        st = os.fstat(fh.fileno())
+    return FileDigest(h.hexdigest(), st.st_size, st.st_mtime)
+
+
+@dataclass(frozen=True)
+class KBFolder:
+    root: Path  # <kb_root>/<kb>
+
+    @classmethod
+    def of(cls, kb_root: Path, kb_name: str) -> KBFolder:
+        name = validate_kb_name(kb_name)
+        base = kb_root.resolve()
+        folder = (base / name).resolve()
+        if folder.parent != base:
+            raise InvalidPath("knowledge base folder escapes the knowledge-base root")
+        return cls(folder)
+
+    @property
+    def content(self) -> Path:
+        return self.root / "content"
+
+    def vector_store(self, embed_model: str) -> Path:
+        # Model names may be paths (a local folder); keep one safe path segment.
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embed_model.strip("/").replace("/", "__"))
+        return self.root / "vector_store" / (safe.lstrip(".") or "model")
+
+    def ensure(self) -> None:
+        self.content.mkdir(parents=True, exist_ok=True)
+
+    def file_path(self, rel_path: str) -> Path:
+        return resolve_inside(self.content, rel_path)
+
+    def exists(self, rel_path: str) -> bool:
+        return self.file_path(rel_path).is_file()
+
+    def scan(self) -> Iterator[tuple[str, Path | KBQAError]]:
+        """Every candidate file under content/ as (relative path, absolute path or the error that rejects it)."""
+        if not self.content.is_dir():
+            return
+        base = self.content.resolve()
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(_SKIPPED_PREFIXES))
+            for fname in sorted(filenames):
+                if fname.startswith(_SKIPPED_PREFIXES):
+                    continue
+                rel = Path(dirpath, fname).relative_to(base).as_posix()
+                try:
+                    path = resolve_inside(base, rel)
+                    if not path.is_file():
+                        raise InvalidPath(f"{rel} is not a regular file")
+                except KBQAError as exc:
+                    yield rel, exc
+                    continue
+                yield normalize_relative_path(rel), path
+
+    def save_stream(self, rel_path: str, source: BinaryIO, *, override: bool, max_bytes: int) -> tuple[Path, int]:
+        """Stream an upload into place: temp file in the KB folder, size-checked, fsynced, then renamed.
+
+        A killed upload leaves only a temp file (ignored by scans and removed by :meth:`clean_temp`), never a
+        truncated document under its real name.
+        """
+        target = self.file_path(rel_path)
+        if target.exists() and not override:
+            raise FileExistsInKB(f"file {rel_path} already exists")
+        self.ensure()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(self.content.resolve()):
+            raise InvalidPath("file path escapes the knowledge base folder")
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while block := source.read(_COPY_CHUNK):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise FileTooLarge(f"file {rel_path} is larger than {max_bytes // (1 << 20)} MiB")
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return target, written
+
+    def delete_file(self, rel_path: str) -> bool:
+        path = self.file_path(rel_path)
+        if path.is_file():
+            path.unlink()
+            self._prune_empty_dirs(path.parent)
+            return True
+        return False
+
+    def _prune_empty_dirs(self, folder: Path) -> None:
+        content = self.content.resolve()
+        while folder != content and folder.is_relative_to(content):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def clean_temp(self) -> None:
+        for tmp in self.root.glob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def remove_all(self) -> None:
+        if self.root.is_dir() and not self.root.is_symlink():
+            shutil.rmtree(self.root)
+        elif self.root.is_symlink():
+            self.root.unlink()

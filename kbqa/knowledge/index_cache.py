@@ -1,0 +1,113 @@
+"""In-memory vector indexes, one per knowledge base, opened once and checked against the database.
+
+Readers take the published store reference and search it without any lock. Writers publish a new store after their
+database transaction commits. On open, an index whose recorded generation differs from the database's (a crash
+between commit and save, or another process's write) is rebuilt from the embeddings stored in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kbqa.db import repository as repo
+from kbqa.db.engine import Database
+from kbqa.errors import KBNotFound
+from kbqa.store.base import VectorStore
+from kbqa.store.registry import store_class
+
+log = logging.getLogger(__name__)
+
+# (kb name, embed model) -> the folder holding that KB's index for that model
+FolderFor = Callable[[str, str], Path]
+
+
+@dataclass(slots=True)
+class IndexState:
+    kb_id: int
+    name: str
+    vs_type: str
+    embed_model: str
+    dim: int
+    folder: Path
+    store: VectorStore
+    generation: int
+    saved_generation: int
+
+
+class IndexCache:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._states: dict[str, IndexState] = {}
+        self._open_lock = threading.Lock()
+
+    def get(self, name: str, folder_for: FolderFor, writer_active: bool = False) -> IndexState:
+        """The current index of a KB, (re)opened if missing or stale relative to the database."""
+        with self.db.read() as s:
+            kb = repo.get_kb(s, name)
+            if kb is None:
+                self.drop(name)
+                raise KBNotFound(f"knowledge base {name} not found")
+            db_generation, kb_id, embed_model = kb.generation, kb.id, kb.embed_model
+        state = self._states.get(name)
+        same_kb = state is not None and state.kb_id == kb_id and state.embed_model == embed_model
+        if same_kb and (state.generation == db_generation or writer_active):  # type: ignore[union-attr]
+            return state  # type: ignore[return-value]
+        with self._open_lock:
+            state = self._states.get(name)
+            if state is not None and (state.kb_id, state.embed_model, state.generation) == (
+                kb_id,
+                embed_model,
+                db_generation,
+            ):
+                return state
+            state = self._open(name, folder_for)
+            self._states[name] = state
+            return state
+
+    def _open(self, name: str, folder_for: FolderFor) -> IndexState:
+        with self.db.read() as s:
+            kb = repo.get_kb(s, name)
+            assert kb is not None
+            kb_id, vs_type, model, dim, generation = kb.id, kb.vs_type, kb.embed_model, kb.embed_dim, kb.generation
+        folder: Path = folder_for(name, model)
+        cls = store_class(vs_type)
+        loaded = cls.load(folder, dim)
+        if loaded is not None and loaded[1] == generation:
+            store, saved = loaded
+        else:
+            found = "none" if loaded is None else f"generation {loaded[1]}"
+            level = logging.INFO if loaded is None and generation == 0 else logging.WARNING
+            log.log(
+                level,
+                "index of %s is stale (%s, database at %d): rebuilding from stored embeddings",
+                name,
+                found,
+                generation,
+            )
+            store = self.rebuild_store(kb_id, vs_type, dim)
+            store.save(folder, generation)
+            saved = generation
+        return IndexState(kb_id, name, vs_type, model, dim, folder, store, generation, saved)
+
+    def rebuild_store(self, kb_id: int, vs_type: str, dim: int) -> VectorStore:
+        store = store_class(vs_type).empty(dim)
+        with self.db.read() as s:
+            for ids, vecs in repo.iter_embeddings(s, kb_id, dim):
+                store.add(ids, vecs)
+        return store
+
+    def publish(self, state: IndexState, store: VectorStore, generation: int) -> None:
+        state.store = store
+        state.generation = generation
+
+    def save(self, state: IndexState) -> None:
+        if state.saved_generation != state.generation:
+            state.store.save(state.folder, state.generation)
+            state.saved_generation = state.generation
+
+    def drop(self, name: str) -> None:
+        self._states.pop(name, None)

@@ -1,0 +1,634 @@
+"""KnowledgeBaseService: the one place that coordinates content files, the metadata DB and the vector index.
+
+Write order, for crash safety: content file (temp + rename) → one DB transaction (file row, chunks with their
+embeddings, KB generation + 1) → publish the new in-memory index → save the index (temp + rename) at the end of the
+operation. A kill between any two steps leaves the DB consistent, and the next open rebuilds an index whose
+generation lags from the stored embeddings. Writers to one KB are serialised by a per-KB lock; searches use the last
+published index and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from kbqa.db import repository as repo
+from kbqa.db.engine import Database
+from kbqa.db.models import KnowledgeFile
+from kbqa.embeddings.pool import EmbedderPool
+from kbqa.errors import FileNotInKB, InvalidName, KBExists, KBNotFound, KBQAError
+from kbqa.ingest import loaders
+from kbqa.ingest.document import Document
+from kbqa.ingest.pipeline import PreparedFile, embed_files, prepare_file, prepare_many, text_sha256
+from kbqa.ingest.splitters import SplitConfig
+from kbqa.knowledge.content import KBFolder, digest_file
+from kbqa.knowledge.index_cache import IndexCache, IndexState
+from kbqa.knowledge.naming import normalize_relative_path, validate_kb_name
+from kbqa.settings import Settings
+from kbqa.store.registry import store_class
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class KBInfo:
+    name: str
+    info: str
+    vs_type: str
+    embed_model: str
+    embed_dim: int
+    file_count: int
+    chunk_count: int
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class FileInfo:
+    path: str
+    ext: str
+    size: int
+    mtime: float
+    sha256: str
+    loader: str
+    splitter: str
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+    custom_docs: bool
+    chunk_count: int
+    version: int
+    status: str
+    error: str
+    in_folder: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    chunks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class SearchHit:
+    chunk_id: int
+    kb: str
+    path: str
+    ordinal: int
+    text: str
+    metadata: dict[str, Any]
+    cosine: float
+
+    @property
+    def relevance(self) -> float:
+        """In [0, 1], higher is better."""
+        return float(min(1.0, max(0.0, self.cosine)))
+
+    @property
+    def distance(self) -> float:
+        """Chatchat-compatible score: squared L2 distance of unit vectors, 2 - 2*cos, in [0, 4]; lower is better."""
+        return float(max(0.0, 2.0 - 2.0 * self.cosine))
+
+
+class KnowledgeBaseService:
+    def __init__(self, settings: Settings, db: Database | None = None, embedders: EmbedderPool | None = None) -> None:
+        self.settings = settings
+        self.kb_root = settings.kb_root
+        self.db = db or Database(settings.database_url)
+        self.embedders = embedders or EmbedderPool(settings.embedding)
+        self.indexes = IndexCache(self.db)
+        self._locks: dict[str, threading.RLock] = {}
+        self._writing: dict[str, int] = {}
+        self._locks_guard = threading.Lock()
+
+    # --- setup --------------------------------------------------------------------------------------------------
+    def create_tables(self) -> None:
+        self.kb_root.mkdir(parents=True, exist_ok=True)
+        self.db.create_tables()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def folder(self, name: str) -> KBFolder:
+        return KBFolder.of(self.kb_root, name)
+
+    def _index_folder(self, name: str, embed_model: str) -> Path:
+        return self.folder(name).vector_store(embed_model)
+
+    @contextmanager
+    def _writer(self, name: str) -> Iterator[None]:
+        """Serialise writers of one KB; while one runs, this process's readers keep the published index."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(name, threading.RLock())
+        with lock:
+            with self._locks_guard:
+                self._writing[name] = self._writing.get(name, 0) + 1
+            try:
+                yield
+            finally:
+                with self._locks_guard:
+                    self._writing[name] -= 1
+                    if not self._writing[name]:
+                        del self._writing[name]
+
+    def default_split(self) -> SplitConfig:
+        kb = self.settings.kb
+        return SplitConfig(kb.chunk_size, kb.chunk_overlap, kb.text_splitter, kb.zh_title_enhance)
+
+    # --- knowledge bases ----------------------------------------------------------------------------------------
+    def list_kbs(self) -> list[KBInfo]:
+        with self.db.read() as s:
+            return [self._kb_info(s, kb) for kb in repo.list_kbs(s)]
+
+    def get_kb(self, name: str) -> KBInfo:
+        name = validate_kb_name(name)
+        with self.db.read() as s:
+            kb = repo.get_kb(s, name)
+            if kb is None:
+                raise KBNotFound(f"knowledge base {name} not found")
+            return self._kb_info(s, kb)
+
+    def exists(self, name: str) -> bool:
+        try:
+            name = validate_kb_name(name)
+        except InvalidName:
+            return False
+        with self.db.read() as s:
+            return repo.get_kb(s, name) is not None
+
+    @staticmethod
+    def _kb_info(s: Any, kb: Any) -> KBInfo:
+        files, chunks = repo.kb_counts(s, kb.id)
+        return KBInfo(kb.name, kb.info, kb.vs_type, kb.embed_model, kb.embed_dim, files, chunks, kb.created_at)
+
+    def create_kb(
+        self, name: str, info: str | None = None, vs_type: str | None = None, embed_model: str | None = None
+    ) -> KBInfo:
+        name = validate_kb_name(name)
+        vs_type = vs_type or self.settings.kb.default_vs_type
+        store_class(vs_type)  # unknown backends fail before anything is written
+        model = embed_model or self.settings.embedding.model
+        embedder = self.embedders.get(model)
+        folder = self.folder(name)
+        with self._writer(name):
+            with self.db.session() as s:
+                if repo.get_kb(s, name) is not None:
+                    raise KBExists(f"knowledge base {name} already exists")
+                kb_info = info if info is not None else self.settings.kb.kb_info.get(name, f"关于{name}的知识库")
+                repo.add_kb(s, name=name, info=kb_info, vs_type=vs_type, embed_model=model, embed_dim=embedder.dim)
+            folder.ensure()
+            state = self.indexes.get(name, self._index_folder)
+            self.indexes.save(state)
+        return self.get_kb(name)
+
+    def update_info(self, name: str, info: str) -> KBInfo:
+        name = validate_kb_name(name)
+        with self._writer(name), self.db.session() as s:
+            kb = repo.get_kb(s, name)
+            if kb is None:
+                raise KBNotFound(f"knowledge base {name} not found")
+            kb.info = info
+        return self.get_kb(name)
+
+    def delete_kb(self, name: str) -> None:
+        name = validate_kb_name(name)
+        folder = self.folder(name)
+        with self._writer(name):
+            with self.db.session() as s:
+                kb = repo.get_kb(s, name)
+                if kb is None:
+                    raise KBNotFound(f"knowledge base {name} not found")
+                s.delete(kb)
+            self.indexes.drop(name)
+            folder.remove_all()
+
+    # --- files --------------------------------------------------------------------------------------------------
+    def list_files(self, name: str) -> list[FileInfo]:
+        name = validate_kb_name(name)
+        folder = self.folder(name)
+        with self.db.read() as s:
+            kb = self._require(s, name)
+            files = repo.list_files(s, kb.id)
+        return [self._file_info(f, folder) for f in files]
+
+    def file_names(self, name: str) -> list[str]:
+        return [f.path for f in self.list_files(name)]
+
+    def get_file(self, name: str, rel_path: str) -> FileInfo:
+        name = validate_kb_name(name)
+        rel = normalize_relative_path(rel_path)
+        with self.db.read() as s:
+            kb = self._require(s, name)
+            f = repo.get_file(s, kb.id, rel)
+            if f is None:
+                raise FileNotInKB(f"file {rel} is not in knowledge base {name}")
+        return self._file_info(f, self.folder(name))
+
+    def file_chunks(self, name: str, rel_path: str) -> list[Document]:
+        name = validate_kb_name(name)
+        rel = normalize_relative_path(rel_path)
+        with self.db.read() as s:
+            kb = self._require(s, name)
+            f = repo.get_file(s, kb.id, rel)
+            if f is None:
+                raise FileNotInKB(f"file {rel} is not in knowledge base {name}")
+            return [
+                Document(c.text, {**c.meta, "id": c.id, "ordinal": c.ordinal}) for c in repo.chunks_of_file(s, f.id)
+            ]
+
+    @staticmethod
+    def _file_info(f: KnowledgeFile, folder: KBFolder) -> FileInfo:
+        try:
+            in_folder = folder.exists(f.path)
+        except KBQAError:
+            in_folder = False
+        return FileInfo(
+            f.path,
+            f.ext,
+            f.size,
+            f.mtime,
+            f.sha256,
+            f.loader,
+            f.splitter,
+            f.chunk_size,
+            f.chunk_overlap,
+            f.zh_title_enhance,
+            f.custom_docs,
+            f.chunk_count,
+            f.version,
+            f.status,
+            f.error,
+            in_folder,
+            f.created_at,
+            f.updated_at,
+        )
+
+    def save_upload(self, name: str, rel_path: str, source: BinaryIO, *, override: bool = False) -> Path:
+        """Store one uploaded file under the KB's content folder (not yet ingested)."""
+        name = validate_kb_name(name)
+        rel = normalize_relative_path(rel_path)
+        with self.db.read() as s:
+            self._require(s, name)
+        max_bytes = int(self.settings.kb.max_file_mb * (1 << 20))
+        path, _ = self.folder(name).save_stream(rel, source, override=override, max_bytes=max_bytes)
+        return path
+
+    def ingest(
+        self,
+        name: str,
+        paths: Iterable[str] | None = None,
+        *,
+        split: SplitConfig | None = None,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        """Bring the named files (default: everything under content/) into the index.
+
+        A file whose sha256 and split settings are unchanged is skipped without being parsed; a changed file
+        replaces exactly its own chunks; chunk texts already embedded in this KB are not embedded again.
+        """
+        name = validate_kb_name(name)
+        cfg = split or self.default_split()
+        folder = self.folder(name)
+        report = IngestReport()
+        started = time.perf_counter()
+        with self._writer(name):
+            state = self.indexes.get(name, self._index_folder, writer_active=False)
+            targets = self._targets(folder, paths, report)
+            with self.db.read() as s:
+                existing = repo.files_by_path(s, state.kb_id, [rel for rel, _ in targets])
+            todo: list[tuple[str, Path, Any]] = []
+            for rel, path in targets:
+                try:
+                    digest = digest_file(path)
+                except OSError as exc:
+                    report.failed[rel] = f"{rel}: cannot read ({exc.strerror})"
+                    continue
+                old = existing.get(rel)
+                if not force and old is not None and _unchanged(old, digest.sha256, cfg):
+                    report.skipped.append(rel)
+                    continue
+                todo.append((rel, path, digest))
+            max_bytes = int(self.settings.kb.max_file_mb * (1 << 20))
+            jobs = (
+                (lambda rel=rel, path=path, digest=digest: prepare_file(rel, path, cfg, max_bytes, digest))
+                for rel, path, digest in todo
+            )
+            total = len(todo)
+            done = 0
+            group: list[PreparedFile] = []
+            group_chunks = 0
+            chunk_budget = self.settings.embedding.batch_size * 8
+            for prepared in prepare_many(jobs, self.settings.kb.parse_workers):
+                group.append(prepared)
+                group_chunks += len(prepared.chunks)
+                if len(group) >= self.settings.kb.commit_every or group_chunks >= chunk_budget:
+                    done = self._commit_group(state, group, cfg, existing, report, progress, done, total)
+                    group, group_chunks = [], 0
+                    if cancel is not None and cancel.is_set():
+                        report.cancelled = True
+                        break
+            if group and not report.cancelled:
+                self._commit_group(state, group, cfg, existing, report, progress, done, total)
+            self.indexes.save(state)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def add_documents(
+        self, name: str, rel_path: str, docs: Sequence[Document], *, split: SplitConfig | None = None
+    ) -> IngestReport:
+        """Index caller-supplied documents under a file name (Chatchat's custom ``docs``); they are not re-split."""
+        name = validate_kb_name(name)
+        rel = normalize_relative_path(rel_path)
+        cfg = split or self.default_split()
+        chunks = [Document(d.text, {**d.metadata, "source": rel}) for d in docs if d.text.strip()]
+        prepared = PreparedFile(rel, None, loader="CustomDocs", chunks=chunks, custom=True)
+        report = IngestReport()
+        with self._writer(name):
+            state = self.indexes.get(name, self._index_folder, writer_active=False)
+            with self.db.read() as s:
+                existing = repo.files_by_path(s, state.kb_id, [rel])
+            self._commit_group(state, [prepared], cfg, existing, report, None, 0, 1)
+            self.indexes.save(state)
+        return report
+
+    def _targets(self, folder: KBFolder, paths: Iterable[str] | None, report: IngestReport) -> list[tuple[str, Path]]:
+        targets: list[tuple[str, Path]] = []
+        if paths is None:
+            for rel, found in folder.scan():
+                try:
+                    if isinstance(found, KBQAError):
+                        raise found
+                    loaders.loader_name(found)
+                except KBQAError as exc:
+                    report.failed[rel] = exc.message
+                    continue
+                targets.append((rel, found))
+            return targets
+        seen: set[str] = set()
+        for raw in paths:
+            try:
+                rel = normalize_relative_path(raw)
+                path = folder.file_path(rel)
+                if not path.is_file():
+                    raise FileNotInKB(f"file {rel} is not in the knowledge base's content folder")
+                loaders.loader_name(path)
+            except KBQAError as exc:
+                report.failed[str(raw)] = exc.message
+                continue
+            if rel not in seen:
+                seen.add(rel)
+                targets.append((rel, path))
+        return targets
+
+    def _commit_group(
+        self,
+        state: IndexState,
+        group: list[PreparedFile],
+        cfg: SplitConfig,
+        existing: dict[str, KnowledgeFile],
+        report: IngestReport,
+        progress: ProgressFn | None,
+        done: int,
+        total: int,
+    ) -> int:
+        embedder = self.embedders.get(state.embed_model)
+        ok = [f for f in group if f.error is None]
+        with self.db.read() as s:
+            known = repo.known_embeddings(s, state.kb_id, (text_sha256(c.text) for f in ok for c in f.chunks))
+        report.embedded += embed_files(ok, embedder, self.settings.embedding.batch_size, known)
+        removed: list[int] = []
+        added_ids: list[np.ndarray] = []
+        added_vecs: list[np.ndarray] = []
+        with self.db.session() as s:
+            for f in group:
+                old = repo.get_file(s, state.kb_id, f.rel_path)
+                if old is not None:
+                    removed.extend(repo.delete_chunks_of_file(s, old.id))
+                row = old or KnowledgeFile(kb_id=state.kb_id, path=f.rel_path, version=0)
+                row.ext = f.ext
+                row.loader = f.loader
+                row.splitter = cfg.splitter_name if not f.custom else "CustomDocs"
+                row.chunk_size, row.chunk_overlap, row.zh_title_enhance = (
+                    cfg.chunk_size,
+                    cfg.chunk_overlap,
+                    (cfg.zh_title_enhance),
+                )
+                row.custom_docs = f.custom
+                row.version = (row.version or 0) + 1
+                if f.digest is not None:
+                    row.sha256, row.size, row.mtime = f.digest.sha256, f.digest.size, f.digest.mtime
+                if f.error is not None:
+                    row.status, row.error, row.chunk_count = "error", f.error, 0
+                else:
+                    row.status, row.error, row.chunk_count = "ready", "", len(f.chunks)
+                if old is None:
+                    s.add(row)
+                s.flush()
+                if f.error is None and f.chunks:
+                    assert f.vectors is not None
+                    new = [
+                        repo.NewChunk(i, c.text, text_sha256(c.text), c.metadata, f.vectors[i])
+                        for i, c in enumerate(f.chunks)
+                    ]
+                    ids = repo.insert_chunks(s, state.kb_id, row.id, new)
+                    added_ids.append(np.asarray(ids, dtype=np.int64))
+                    added_vecs.append(f.vectors)
+            generation = repo.bump_generation(s, state.kb_id)
+        store = state.store.copy()
+        store.remove(np.asarray(removed, dtype=np.int64))
+        for ids, vecs in zip(added_ids, added_vecs, strict=True):
+            store.add(ids, vecs)
+        self.indexes.publish(state, store, generation)
+        for f in group:
+            done += 1
+            if f.error is not None:
+                report.failed[f.rel_path] = f.error
+                status = "failed"
+            else:
+                (report.updated if f.rel_path in existing else report.added).append(f.rel_path)
+                report.chunks += len(f.chunks)
+                status = "done"
+            if progress is not None:
+                progress(
+                    {
+                        "file": f.rel_path,
+                        "status": status,
+                        "finished": done,
+                        "total": total,
+                        "chunks": len(f.chunks),
+                        "error": f.error,
+                    }
+                )
+        return done
+
+    def delete_files(self, name: str, paths: Iterable[str], *, delete_content: bool = False) -> dict[str, str]:
+        """Remove files' chunks and rows (and optionally the files). Returns {path: reason} for what failed."""
+        name = validate_kb_name(name)
+        folder = self.folder(name)
+        failed: dict[str, str] = {}
+        with self._writer(name):
+            state = self.indexes.get(name, self._index_folder, writer_active=False)
+            removed: list[int] = []
+            deleted: list[str] = []
+            with self.db.session() as s:
+                for raw in paths:
+                    try:
+                        rel = normalize_relative_path(raw)
+                    except KBQAError as exc:
+                        failed[str(raw)] = exc.message
+                        continue
+                    row = repo.get_file(s, state.kb_id, rel)
+                    if row is None:
+                        if not (delete_content and folder.exists(rel)):
+                            failed[rel] = f"file {rel} is not in knowledge base {name}"
+                            continue
+                    else:
+                        removed.extend(repo.delete_file(s, row))
+                    deleted.append(rel)
+                generation = repo.bump_generation(s, state.kb_id)
+            store = state.store.copy()
+            store.remove(np.asarray(removed, dtype=np.int64))
+            self.indexes.publish(state, store, generation)
+            self.indexes.save(state)
+            if delete_content:
+                for rel in deleted:
+                    folder.delete_file(rel)
+        return failed
+
+    def rebuild_index(self, name: str) -> int:
+        """Rebuild the vector index from the embeddings stored in the DB (no model run). Returns the vector count."""
+        name = validate_kb_name(name)
+        with self._writer(name):
+            state = self.indexes.get(name, self._index_folder, writer_active=False)
+            store = self.indexes.rebuild_store(state.kb_id, state.vs_type, state.dim)
+            state.store = store
+            state.saved_generation = -1
+            self.indexes.save(state)
+            return store.count()
+
+    def recreate(
+        self,
+        name: str,
+        *,
+        embed_model: str | None = None,
+        vs_type: str | None = None,
+        split: SplitConfig | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        """Chatchat's recreate_vector_store: drop every chunk and re-ingest all of content/, optionally with another
+        embedding model or vector store type. Rows of files no longer on disk are removed."""
+        name = validate_kb_name(name)
+        with self._writer(name):
+            dim = self.embedders.get(embed_model).dim if embed_model else None
+            if vs_type:
+                store_class(vs_type)
+            with self.db.session() as s:
+                kb = self._require(s, name)
+                for f in repo.list_files(s, kb.id):
+                    repo.delete_file(s, f)
+                if embed_model:
+                    kb.embed_model, kb.embed_dim = embed_model, dim  # type: ignore[assignment]
+                if vs_type:
+                    kb.vs_type = vs_type
+                repo.bump_generation(s, kb.id)
+            self.indexes.drop(name)
+            self.folder(name).ensure()
+            return self.ingest(name, None, split=split, force=True, progress=progress, cancel=cancel)
+
+    def prune_db(self, name: str) -> list[str]:
+        """Forget files whose content is gone from the folder (Chatchat's --prune-db)."""
+        gone = [f.path for f in self.list_files(name) if not f.in_folder]
+        if gone:
+            self.delete_files(name, gone)
+        return gone
+
+    def prune_folder(self, name: str) -> list[str]:
+        """Delete content files the DB does not know (Chatchat's --prune-folder)."""
+        known = set(self.file_names(name))
+        folder = self.folder(name)
+        removed = []
+        for rel, found in folder.scan():
+            if rel not in known and not isinstance(found, KBQAError):
+                folder.delete_file(rel)
+                removed.append(rel)
+        return removed
+
+    def files_not_in_db(self, name: str) -> list[str]:
+        known = set(self.file_names(name))
+        return [rel for rel, found in self.folder(name).scan() if rel not in known and not isinstance(found, KBQAError)]
+
+    # --- search -------------------------------------------------------------------------------------------------
+    def search(
+        self,
+        name: str,
+        query: str,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[SearchHit]:
+        """Dense search. ``score_threshold`` is Chatchat's distance (keep ``2 - 2*cos <= threshold``)."""
+        name = validate_kb_name(name)
+        k = top_k or self.settings.kb.top_k
+        state = self.indexes.get(name, self._index_folder, writer_active=name in self._writing)
+        if not query.strip() or state.store.count() == 0:
+            return []
+        vector = self.embedders.get(state.embed_model).embed_query(query)
+        return self.search_vector(state, vector, k, score_threshold)
+
+    def search_vector(
+        self, state: IndexState, vector: np.ndarray, k: int, score_threshold: float | None = None
+    ) -> list[SearchHit]:
+        store = state.store  # one reference: the snapshot this search uses
+        scores, ids = store.search(vector.reshape(1, -1), k)
+        pairs = [(int(i), float(sc)) for i, sc in zip(ids[0], scores[0], strict=True) if i >= 0]
+        with self.db.read() as s:
+            rows = repo.chunks_by_ids(s, [i for i, _ in pairs])
+        hits: list[SearchHit] = []
+        for chunk_id, cos in pairs:
+            found = rows.get(chunk_id)
+            if found is None:  # deleted by a newer commit than this snapshot
+                continue
+            chunk, f = found
+            hit = SearchHit(chunk_id, state.name, f.path, chunk.ordinal, chunk.text, dict(chunk.meta), cos)
+            if score_threshold is not None and hit.distance > score_threshold:
+                continue
+            hits.append(hit)
+        return hits
+
+    def _require(self, s: Any, name: str) -> Any:
+        kb = repo.get_kb(s, name)
+        if kb is None:
+            raise KBNotFound(f"knowledge base {name} not found")
+        return kb
+
+
+def _unchanged(row: KnowledgeFile, sha256: str, cfg: SplitConfig) -> bool:
+    return (
+        row.status == "ready"
+        and not row.custom_docs
+        and row.sha256 == sha256
+        and row.chunk_size == cfg.chunk_size
+        and row.chunk_overlap == cfg.chunk_overlap
+        and row.zh_title_enhance == cfg.zh_title_enhance
+        and row.splitter == cfg.splitter_name
+    )

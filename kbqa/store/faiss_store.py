@@ -1,0 +1,108 @@
+"""FAISS flat inner-product index with stable ids, persisted crash-safely.
+
+On disk, per KB and embedding model: ``index-<generation>.faiss`` files and a ``CURRENT`` file naming the live one.
+Each file is written to a temp name, fsynced and renamed; ``CURRENT`` is replaced the same way, so a kill at any
+moment leaves either the old or the new generation readable. No pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from kbqa.store.base import VectorStore
+
+CURRENT = "CURRENT"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class FaissStore(VectorStore):
+    def __init__(self, index: faiss.IndexIDMap2, dim: int) -> None:
+        self.index = index
+        self.dim = dim
+
+    @classmethod
+    def empty(cls, dim: int) -> FaissStore:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), dim)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        self.index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        if len(ids) == 0:
+            return 0
+        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        n = self.index.ntotal
+        if n == 0 or k <= 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        return self.index.search(q, min(k, n))
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def copy(self) -> FaissStore:
+        return FaissStore(faiss.clone_index(self.index), self.dim)
+
+    def save(self, folder: Path, generation: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        data = faiss.serialize_index(self.index).tobytes()
+        atomic_write_bytes(folder / f"index-{generation}.faiss", data)
+        pointer = {
+            "generation": generation,
+            "file": f"index-{generation}.faiss",
+            "dim": self.dim,
+            "count": self.count(),
+        }
+        atomic_write_bytes(folder / CURRENT, json.dumps(pointer).encode())
+        for old in folder.glob("index-*.faiss"):
+            if old.name != pointer["file"]:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    @classmethod
+    def load(cls, folder: Path, dim: int) -> tuple[FaissStore, int] | None:
+        try:
+            pointer = json.loads((folder / CURRENT).read_text())
+            generation = int(pointer["generation"])
+            raw = np.fromfile(folder / f"index-{generation}.faiss", dtype=np.uint8)
+            index = faiss.deserialize_index(raw)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+            return None
+        if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
+            return None
+        return cls(index, dim), generation
