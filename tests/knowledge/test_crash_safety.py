@@ -1,0 +1,106 @@
+"""SIGKILL an ingesting process at different moments; every KB must be consistent after the next open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from kbqa.db.models import Chunk, KnowledgeFile
+from kbqa.embeddings.pool import EmbedderPool
+from kbqa.knowledge.service import KnowledgeBaseService
+from tests.conftest import REPO_ROOT, make_settings
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from kbqa.knowledge.service import KnowledgeBaseService
+    from tests.conftest import make_settings
+
+    root = Path(sys.argv[1])
+    svc = KnowledgeBaseService(make_settings(root, kb={"commit_every": 1, "parse_workers": 1}))
+    svc.create_tables()
+    if not svc.exists("crash"):
+        svc.create_kb("crash")
+    def progress(event):
+        print("COMMITTED", event["file"], flush=True)
+    svc.ingest("crash", progress=progress)
+    print("DONE", flush=True)
+    """
+)
+
+
+def _write_corpus(content: Path, n: int) -> None:
+    content.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = f"Document {i} is about topic number {i}. " * 8 + f"第{i}号文档讨论第{i}个主题。" * 6
+        (content / f"doc{i:03d}.txt").write_text(body, encoding="utf-8")
+
+
+def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str]) -> int:
+    svc = KnowledgeBaseService(make_settings(root), embedders=embedders)
+    svc.create_tables()
+    with svc.db.read() as s:
+        files = {f.path: f for f in s.scalars(select(KnowledgeFile))}
+        per_file = dict(s.execute(select(Chunk.file_id, func.count()).group_by(Chunk.file_id)).all())
+        chunk_ids = set(s.scalars(select(Chunk.id)))
+    for path in committed:  # nothing committed before the kill is lost
+        assert path in files, f"{path} was committed but is gone"
+    for f in files.values():  # every file is whole: its rows match its count
+        assert f.status == "ready"
+        assert per_file.get(f.id, 0) == f.chunk_count > 0
+    assert set(per_file) <= {f.id for f in files.values()}
+    state = svc.indexes.get("crash", svc._index_folder)
+    ids = state.store.search(np.ones((1, state.dim), np.float32), max(1, len(chunk_ids)))[1][0]
+    assert set(int(i) for i in ids if i >= 0) == chunk_ids  # the index holds exactly the committed chunks
+    svc.close()
+    return len(files)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_commits", [0, 1, 6])
+def test_sigkill_mid_ingest_leaves_kb_consistent(tmp_path: Path, embedders: EmbedderPool,
+                                                 kill_after_commits: int) -> None:
+    content = tmp_path / "kb" / "crash" / "content"
+    _write_corpus(content, 30)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, cwd=REPO_ROOT,
+    )
+    committed: list[str] = []
+    assert proc.stdout is not None
+    if kill_after_commits == 0:  # during start-up, model load or the first embedding batch
+        time.sleep(2.0)
+        os.kill(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("COMMITTED"):
+            committed.append(line.split()[1])
+            if len(committed) >= kill_after_commits > 0:
+                break
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    present = _check_consistent(tmp_path, embedders, committed)
+    assert present >= len(committed)
+
+    # the next run completes the job; unchanged files already in are skipped, not redone
+    svc = KnowledgeBaseService(make_settings(tmp_path), embedders=embedders)
+    report = svc.ingest("crash")
+    assert len(report.skipped) == present and not report.failed
+    svc.close()
+    assert _check_consistent(tmp_path, embedders, committed) == 30
