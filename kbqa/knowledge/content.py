@@ -144,6 +144,11 @@ class KBFolder:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
+    def remove_indexes(self) -> None:
+        indexes = self.root / "vector_store"
+        if indexes.is_dir() and not indexes.is_symlink():
+            shutil.rmtree(indexes)
+
     def remove_all(self) -> None:
         if self.root.is_dir() and not self.root.is_symlink():
             shutil.rmtree(self.root)

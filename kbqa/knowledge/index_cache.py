@@ -80,7 +80,7 @@ class IndexCache:
             store, saved = loaded
         else:
             found = "none" if loaded is None else f"generation {loaded[1]}"
-            level = logging.INFO if loaded is None and generation == 0 else logging.WARNING
+            level = logging.INFO if loaded is None else logging.WARNING
             log.log(
                 level,
                 "index of %s is stale (%s, database at %d): rebuilding from stored embeddings",

@@ -32,6 +32,7 @@ from kbqa.ingest.pipeline import PreparedFile, embed_files, prepare_file, prepar
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.knowledge.content import KBFolder, digest_file
 from kbqa.knowledge.index_cache import IndexCache, IndexState
+from kbqa.knowledge.locking import process_lock
 from kbqa.knowledge.naming import normalize_relative_path, validate_kb_name
 from kbqa.settings import Settings
 from kbqa.store.registry import store_class
@@ -122,7 +123,9 @@ class KnowledgeBaseService:
     # --- setup --------------------------------------------------------------------------------------------------
     def create_tables(self) -> None:
         self.kb_root.mkdir(parents=True, exist_ok=True)
-        self.db.create_tables()
+        # create_all checks then creates: two processes starting together would race on SQLite.
+        with process_lock(self.kb_root / ".locks" / "schema.lock"):
+            self.db.create_tables()
 
     def close(self) -> None:
         self.db.dispose()
@@ -140,9 +143,16 @@ class KnowledgeBaseService:
             lock = self._locks.setdefault(name, threading.RLock())
         with lock:
             with self._locks_guard:
-                self._writing[name] = self._writing.get(name, 0) + 1
+                depth = self._writing.get(name, 0)
+                self._writing[name] = depth + 1
             try:
-                yield
+                if depth:
+                    yield
+                else:
+                    # Another process (init_database.py beside a server) must not interleave its commits and
+                    # index saves with ours: hold an OS lock for the whole operation.
+                    with process_lock(self.kb_root / ".locks" / f"{name}.lock"):
+                        yield
             finally:
                 with self._locks_guard:
                     self._writing[name] -= 1
@@ -553,7 +563,9 @@ class KnowledgeBaseService:
                     kb.vs_type = vs_type
                 repo.bump_generation(s, kb.id)
             self.indexes.drop(name)
-            self.folder(name).ensure()
+            folder = self.folder(name)
+            folder.remove_indexes()  # every chunk is gone: no saved index of any model still applies
+            folder.ensure()
             return self.ingest(name, None, split=split, force=True, progress=progress, cancel=cancel)
 
     def prune_db(self, name: str) -> list[str]:

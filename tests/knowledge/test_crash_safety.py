@@ -27,13 +27,17 @@ WORKER = textwrap.dedent(
     from tests.conftest import make_settings
 
     root = Path(sys.argv[1])
+    only = sys.argv[2:] or None
     svc = KnowledgeBaseService(make_settings(root, kb={"commit_every": 1, "parse_workers": 1}))
     svc.create_tables()
     if not svc.exists("crash"):
-        svc.create_kb("crash")
+        try:
+            svc.create_kb("crash")
+        except Exception:  # the other writer created it first
+            pass
     def progress(event):
         print("COMMITTED", event["file"], flush=True)
-    svc.ingest("crash", progress=progress)
+    svc.ingest("crash", only, progress=progress)
     print("DONE", flush=True)
     """
 )
@@ -68,14 +72,20 @@ def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str])
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after_commits", [0, 1, 6])
-def test_sigkill_mid_ingest_leaves_kb_consistent(tmp_path: Path, embedders: EmbedderPool,
-                                                 kill_after_commits: int) -> None:
+def test_sigkill_mid_ingest_leaves_kb_consistent(
+    tmp_path: Path, embedders: EmbedderPool, kill_after_commits: int
+) -> None:
     content = tmp_path / "kb" / "crash" / "content"
     _write_corpus(content, 30)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    errors = (tmp_path / "worker.err").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=env, cwd=REPO_ROOT,
+        [sys.executable, "-c", WORKER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
     )
     committed: list[str] = []
     assert proc.stdout is not None
@@ -94,7 +104,10 @@ def test_sigkill_mid_ingest_leaves_kb_consistent(tmp_path: Path, embedders: Embe
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    errors.close()
+    log = (tmp_path / "worker.err").read_text()
+    assert proc.returncode == -signal.SIGKILL, f"worker ended by itself ({proc.returncode}): {log[-2000:]}"
+    assert len(committed) >= kill_after_commits, f"only {committed} committed in time: {log[-2000:]}"
     present = _check_consistent(tmp_path, embedders, committed)
     assert present >= len(committed)
 
@@ -104,3 +117,26 @@ def test_sigkill_mid_ingest_leaves_kb_consistent(tmp_path: Path, embedders: Embe
     assert len(report.skipped) == present and not report.failed
     svc.close()
     assert _check_consistent(tmp_path, embedders, committed) == 30
+
+
+@pytest.mark.slow
+def test_two_writer_processes_on_one_kb_stay_consistent(tmp_path: Path, embedders: EmbedderPool) -> None:
+    content = tmp_path / "kb" / "crash" / "content"
+    _write_corpus(content, 16)
+    names = sorted(p.name for p in content.iterdir())
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tmp_path), *part],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        for part in (names[::2], names[1::2])
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and "DONE" in out, err[-2000:]
+    assert _check_consistent(tmp_path, embedders, names) == 16
