@@ -166,8 +166,20 @@ def _copy_in(service: KnowledgeBaseService, kb: str, src: Path, rel: str, overri
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    service = _service(args)
-    hits = service.search(args.kb, args.query, top_k=args.top_k, score_threshold=args.score_threshold)
+    from kbqa.retrieval.retriever import RetrievalOptions, Retriever
+
+    settings = load_settings(args.config)
+    service = KnowledgeBaseService(settings)
+    service.create_tables()
+    options = RetrievalOptions(
+        top_k=args.top_k,
+        score_threshold=args.score_threshold,
+        dense=False if args.mode == "keyword" else None if args.mode == "hybrid" else True,
+        keyword=False if args.mode == "dense" else None if args.mode == "hybrid" else True,
+        rerank=True if args.rerank else None,
+        file_glob=args.file,
+    )
+    hits = Retriever(service, settings).search(args.kb.split(","), args.query, options)
     if not hits:
         print("no matching chunks")
         return 0
@@ -177,9 +189,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         for key in ("page", "slide", "sheet", "heading"):
             if key in hit.metadata:
                 where += f" ({key} {hit.metadata[key]})"
-        print(f"[{rank}] {where}  relevance={hit.relevance:.3f}  score={hit.distance:.3f}")
+        kb = f"{hit.kb}:" if "," in args.kb else ""
+        print(f"[{rank}] {kb}{where}  relevance={hit.relevance:.3f}  score={hit.distance:.3f}")
         text = " ".join(hit.text.split())
         print("    " + (text if len(text) <= width * 3 else text[: width * 3] + "…"))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from kbqa.retrieval.evaluate import evaluate_kb, format_table, load_golden
+    from kbqa.retrieval.retriever import Retriever
+
+    settings = load_settings(args.config)
+    service = KnowledgeBaseService(settings)
+    service.create_tables()
+    golden = load_golden(args.golden)[: args.limit]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "hybrid+rerank" in modes and not settings.retrieval.rerank_model:
+        print("hybrid+rerank skipped: retrieval.rerank_model is not set", file=sys.stderr)
+        modes.remove("hybrid+rerank")
+    results = evaluate_kb(Retriever(service, settings), args.kb.split(","), golden, modes)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 
 
@@ -216,12 +248,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="store_true", help="replace files that already exist")
     p.set_defaults(func=cmd_add)
 
-    p = sub.add_parser("search", help="search a knowledge base")
-    p.add_argument("kb")
+    p = sub.add_parser("search", help="search one or several (comma-separated) knowledge bases")
+    p.add_argument("kb", help="knowledge base name, or several separated by commas")
     p.add_argument("query")
     p.add_argument("-k", "--top-k", type=int, default=None)
     p.add_argument("--score-threshold", type=float, default=None, help="Chatchat distance threshold (0..2)")
+    p.add_argument(
+        "--mode",
+        choices=["hybrid", "dense", "keyword"],
+        default="hybrid",
+        help="hybrid follows the retrieval settings; dense or keyword use one index only",
+    )
+    p.add_argument("--rerank", action="store_true", help="re-rank with retrieval.rerank_model")
+    p.add_argument("--file", help="only files whose path matches this glob (a plain name matches only itself)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval", help="retrieval quality of a knowledge base against a golden set (JSONL)")
+    p.add_argument("kb", help="knowledge base name, or several separated by commas")
+    p.add_argument("golden", type=Path, help='JSONL lines: {"query": ..., "relevant_files": [...]}')
+    p.add_argument(
+        "--modes", default="dense,keyword,hybrid", help="comma-separated: dense, keyword, hybrid, hybrid+rerank"
+    )
+    p.add_argument("--limit", type=int, default=None, help="only the first N queries")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

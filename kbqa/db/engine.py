@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from kbqa.db import fulltext
 from kbqa.db.models import Base
 
 
@@ -53,9 +54,15 @@ class Database:
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
+        if fulltext.available(self.engine):
+            with self.engine.begin() as conn:
+                fulltext.create(conn)
 
     def drop_tables(self) -> None:
         Base.metadata.drop_all(self.engine)
+        if fulltext.available(self.engine):
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fulltext.TABLE}")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from kbqa.db import fulltext
 from kbqa.db.models import Chunk, KnowledgeBase, KnowledgeFile
 
 
@@ -20,6 +21,7 @@ class NewChunk:
     text_sha256: str
     meta: dict[str, Any]
     embedding: np.ndarray
+    keywords: str  # space-separated tokens for the full-text index
 
 
 def get_kb(session: Session, name: str) -> KnowledgeBase | None:
@@ -75,6 +77,7 @@ def chunk_ids_of_file(session: Session, file_id: int) -> list[int]:
 def delete_chunks_of_file(session: Session, file_id: int) -> list[int]:
     ids = chunk_ids_of_file(session, file_id)
     if ids:
+        fulltext.remove(session, ids)
         session.execute(delete(Chunk).where(Chunk.file_id == file_id))
     return ids
 
@@ -100,8 +103,9 @@ def insert_chunks(session: Session, kb_id: int, file_id: int, chunks: Sequence[N
         }
         for c in chunks
     ]
-    result = session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows)
-    return list(result)
+    ids = list(session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows))
+    fulltext.add(session, kb_id, zip(ids, (c.keywords for c in chunks), strict=True))
+    return ids
 
 
 def known_embeddings(session: Session, kb_id: int, text_hashes: Iterable[str]) -> dict[str, bytes]:
@@ -146,3 +150,25 @@ def iter_embeddings(
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
         yield ids, vecs
         last = int(ids[-1])
+
+
+def chunk_count(session: Session, kb_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_id)) or 0)
+
+
+def iter_chunk_texts(session: Session, kb_id: int, page: int = 5000) -> Iterator[list[tuple[int, str]]]:
+    last = 0
+    while True:
+        stmt = select(Chunk.id, Chunk.text).where(Chunk.kb_id == kb_id, Chunk.id > last).order_by(Chunk.id).limit(page)
+        rows = [(int(i), t) for i, t in session.execute(stmt)]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def chunk_vectors(session: Session, ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(list(ids))))
+    return {int(i): np.frombuffer(emb, dtype="<f4").reshape(dim) for i, emb in rows}

@@ -21,6 +21,7 @@ from kbqa.embeddings.base import Embedder
 from kbqa.errors import EmptyDocument, FileTooLarge, KBQAError
 from kbqa.ingest import loaders
 from kbqa.ingest.document import Document
+from kbqa.ingest.keywords import index_text
 from kbqa.ingest.splitters import SplitConfig, split_documents
 from kbqa.knowledge.content import FileDigest, digest_file
 
@@ -36,6 +37,7 @@ class PreparedFile:
     error: str | None = None
     custom: bool = False
     vectors: np.ndarray | None = None
+    keywords: list[str] = field(default_factory=list)  # full-text index tokens per chunk
 
     @property
     def ext(self) -> str:
@@ -68,6 +70,8 @@ def prepare_file(
         for chunk in chunks:
             chunk.metadata["source"] = rel_path
         prepared.chunks = chunks
+        # Segmenting here, on the parse threads, keeps jieba out of the write transaction.
+        prepared.keywords = [index_text(c.text) for c in chunks]
     except KBQAError as exc:
         prepared.error = exc.message
     except Exception as exc:  # a parser bug must fail this file only, never the whole ingest

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kbqa.db import fulltext
 from kbqa.db import repository as repo
 from kbqa.db.engine import Database
 from kbqa.errors import KBNotFound
+from kbqa.ingest.keywords import index_text
 from kbqa.store.base import VectorStore
 from kbqa.store.registry import store_class
 
@@ -91,7 +93,22 @@ class IndexCache:
             store = self.rebuild_store(kb_id, vs_type, dim)
             store.save(folder, generation)
             saved = generation
+        self._check_keyword_index(kb_id, name)
         return IndexState(kb_id, name, vs_type, model, dim, folder, store, generation, saved)
+
+    def _check_keyword_index(self, kb_id: int, name: str) -> None:
+        """Rows written before the keyword index existed (or by a build without it) are indexed on open."""
+        with self.db.read() as s:
+            if not fulltext.available(s):
+                return
+            chunks, indexed = repo.chunk_count(s, kb_id), fulltext.count(s, kb_id)
+        if chunks == indexed:
+            return
+        log.warning("keyword index of %s has %d of %d chunks: rebuilding it", name, indexed, chunks)
+        with self.db.session() as s:
+            fulltext.remove_kb(s, kb_id)
+            for rows in repo.iter_chunk_texts(s, kb_id):
+                fulltext.add(s, kb_id, ((i, index_text(t)) for i, t in rows))
 
     def rebuild_store(self, kb_id: int, vs_type: str, dim: int) -> VectorStore:
         store = store_class(vs_type).empty(dim)

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from kbqa.db import fulltext
 from kbqa.db import repository as repo
 from kbqa.db.engine import Database
 from kbqa.db.models import KnowledgeFile
@@ -28,6 +29,7 @@ from kbqa.embeddings.pool import EmbedderPool
 from kbqa.errors import FileNotInKB, InvalidName, KBExists, KBNotFound, KBQAError
 from kbqa.ingest import loaders
 from kbqa.ingest.document import Document
+from kbqa.ingest.keywords import index_text
 from kbqa.ingest.pipeline import PreparedFile, embed_files, prepare_file, prepare_many, text_sha256
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.knowledge.content import KBFolder, digest_file
@@ -97,6 +99,8 @@ class SearchHit:
     text: str
     metadata: dict[str, Any]
     cosine: float
+    # The score the hits were ordered by (cosine, fused rank score or reranker score).
+    rank_score: float = 0.0
 
     @property
     def relevance(self) -> float:
@@ -226,6 +230,7 @@ class KnowledgeBaseService:
                 kb = repo.get_kb(s, name)
                 if kb is None:
                     raise KBNotFound(f"knowledge base {name} not found")
+                fulltext.remove_kb(s, kb.id)
                 s.delete(kb)
             self.indexes.drop(name)
             folder.remove_all()
@@ -372,6 +377,7 @@ class KnowledgeBaseService:
         cfg = split or self.default_split()
         chunks = [Document(d.text, {**d.metadata, "source": rel}) for d in docs if d.text.strip()]
         prepared = PreparedFile(rel, None, loader="CustomDocs", chunks=chunks, custom=True)
+        prepared.keywords = [index_text(c.text) for c in chunks]
         report = IngestReport()
         with self._writer(name):
             state = self.indexes.get(name, self._index_folder, writer_active=False)
@@ -457,7 +463,7 @@ class KnowledgeBaseService:
                 if f.error is None and f.chunks:
                     assert f.vectors is not None
                     new = [
-                        repo.NewChunk(i, c.text, text_sha256(c.text), c.metadata, f.vectors[i])
+                        repo.NewChunk(i, c.text, text_sha256(c.text), c.metadata, f.vectors[i], f.keywords[i])
                         for i, c in enumerate(f.chunks)
                     ]
                     ids = repo.insert_chunks(s, state.kb_id, row.id, new)
@@ -606,6 +612,11 @@ class KnowledgeBaseService:
             return []
         vector = self.embedders.get(state.embed_model).embed_query(query)
         return self.search_vector(state, vector, k, score_threshold)
+
+    def index_state(self, name: str) -> IndexState:
+        """The published index of a KB (opened, or repaired, on first use)."""
+        name = validate_kb_name(name)
+        return self.indexes.get(name, self._index_folder, writer_active=name in self._writing)
 
     def search_vector(
         self, state: IndexState, vector: np.ndarray, k: int, score_threshold: float | None = None

@@ -65,12 +65,18 @@ class FaissStore(VectorStore):
             return 0
         return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         n = self.index.ntotal
-        if n == 0 or k <= 0:
+        if n == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        return self.index.search(q, min(k, n))
+        if allowed is None:
+            return self.index.search(q, min(k, n))
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return self.index.search(q, min(k, n, len(allowed)), params=params)
 
     def count(self) -> int:
         return int(self.index.ntotal)

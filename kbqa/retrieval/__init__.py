@@ -1,0 +1,1 @@
+"""Hybrid retrieval, query rewriting and retrieval evaluation."""
