@@ -25,12 +25,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corpora import Corpus, inews_dev, wiki_dev, write_files  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from corpora import Corpus, inews_dev, wiki_dev, write_files
+from sqlalchemy import select
 
-from kbqa.db.models import Chunk  # noqa: E402
-from kbqa.knowledge.service import KnowledgeBaseService  # noqa: E402
-from kbqa.settings import load_settings  # noqa: E402
+from kbqa.db.models import Chunk
+from kbqa.knowledge.service import KnowledgeBaseService
+from kbqa.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 

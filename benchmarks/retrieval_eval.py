@@ -59,8 +59,10 @@ def main() -> None:
         write_files(corpus, service.folder(kb).content)
         started = time.perf_counter()
         report = service.ingest(kb)
-        print(f"{kb}: {len(report.added)} added, {len(report.skipped)} unchanged, {report.chunks} chunks "
-              f"in {time.perf_counter() - started:.0f}s")
+        print(
+            f"{kb}: {len(report.added)} added, {len(report.skipped)} unchanged, {report.chunks} chunks "
+            f"in {time.perf_counter() - started:.0f}s"
+        )
         results = evaluate_kb(retriever, kb, load_golden(golden_path), args.modes.split(","))
         all_results[kb] = results
         print(format_table(results))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from kbqa.db import fulltext
 from kbqa.db.models import Chunk, KnowledgeFile
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.knowledge.service import KnowledgeBaseService
@@ -53,6 +54,9 @@ def _write_corpus(content: Path, n: int) -> None:
 def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str]) -> int:
     svc = KnowledgeBaseService(make_settings(root), embedders=embedders)
     svc.create_tables()
+    if not svc.exists("crash"):  # killed before the KB was even created
+        assert not committed
+        return 0
     with svc.db.read() as s:
         files = {f.path: f for f in s.scalars(select(KnowledgeFile))}
         per_file = dict(s.execute(select(Chunk.file_id, func.count()).group_by(Chunk.file_id)).all())
@@ -63,6 +67,9 @@ def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str])
         assert f.status == "ready"
         assert per_file.get(f.id, 0) == f.chunk_count > 0
     assert set(per_file) <= {f.id for f in files.values()}
+    with svc.db.read() as s:  # the keyword index holds exactly the committed chunks too
+        fts_ids = set(s.scalars(text(f"SELECT rowid FROM {fulltext.TABLE}")))
+    assert fts_ids == chunk_ids
     state = svc.indexes.get("crash", svc._index_folder)
     ids = state.store.search(np.ones((1, state.dim), np.float32), max(1, len(chunk_ids)))[1][0]
     assert set(int(i) for i in ids if i >= 0) == chunk_ids  # the index holds exactly the committed chunks
@@ -113,6 +120,8 @@ def test_sigkill_mid_ingest_leaves_kb_consistent(
 
     # the next run completes the job; unchanged files already in are skipped, not redone
     svc = KnowledgeBaseService(make_settings(tmp_path), embedders=embedders)
+    if not svc.exists("crash"):
+        svc.create_kb("crash")
     report = svc.ingest("crash")
     assert len(report.skipped) == present and not report.failed
     svc.close()

@@ -1,0 +1,204 @@
+"""Search latency at 100,000 chunks: index search + hydration, full hybrid search, and bare query embedding.
+
+The KB is filled directly through the repository with synthetic unit vectors (the index part does not care where
+vectors come from) and real English/Chinese words as chunk text (so the BM25 index has realistic postings). Then:
+
+- index search + hydration: FAISS top-k over 100k vectors + fetching the k chunk rows (the query vector is given);
+- keyword search: FTS5 BM25 over the same chunks;
+- full search: Retriever.search (query embedding + dense + keyword + fusion + hydration), default settings;
+- bare query embedding of the same queries with the same model, in the same run.
+
+Targets: index search + hydration p50 <= 10 ms; full search p50 <= 1.5 x bare query embedding p50.
+
+    python benchmarks/search.py [--chunks 100000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from kbqa.db import fulltext
+from kbqa.db import repository as repo
+from kbqa.db.models import KnowledgeFile
+from kbqa.ingest.keywords import index_text, match_query
+from kbqa.knowledge.service import KnowledgeBaseService
+from kbqa.retrieval.retriever import RetrievalOptions, Retriever
+from kbqa.settings import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+EN_WORDS = [
+    "knowledge",
+    "base",
+    "index",
+    "vector",
+    "search",
+    "query",
+    "answer",
+    "document",
+    "file",
+    "chunk",
+    "embedding",
+    "model",
+    "server",
+    "client",
+    "upload",
+    "retrieval",
+    "ranking",
+    "fusion",
+    "keyword",
+    "token",
+    "language",
+    "river",
+    "mountain",
+    "history",
+    "science",
+    "music",
+    "city",
+    "country",
+    "ocean",
+    "planet",
+    "energy",
+    "protein",
+    "market",
+    "software",
+    "network",
+    "security",
+    "storage",
+    "memory",
+    "database",
+    "table",
+    "page",
+    "section",
+    "chapter",
+]
+ZH_WORDS = [
+    "知识",
+    "文档",
+    "检索",
+    "向量",
+    "模型",
+    "服务",
+    "上传",
+    "问题",
+    "答案",
+    "历史",
+    "科学",
+    "音乐",
+    "城市",
+    "国家",
+    "海洋",
+    "能源",
+    "市场",
+    "网络",
+    "安全",
+    "数据",
+    "表格",
+    "章节",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def fill(service: KnowledgeBaseService, kb: str, n_chunks: int, dim: int, rng: np.random.Generator) -> None:
+    state = service.index_state(kb)
+    per_file = 100
+    with service.db.session() as s:
+        for f in range(0, n_chunks, per_file):
+            row = KnowledgeFile(kb_id=state.kb_id, path=f"synthetic/{f // per_file:05d}.txt", status="ready")
+            s.add(row)
+            s.flush()
+            count = min(per_file, n_chunks - f)
+            vecs = rng.standard_normal((count, dim)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            chunks = []
+            for i in range(count):
+                words = list(rng.choice(EN_WORDS, 25)) + list(rng.choice(ZH_WORDS, 10))
+                text = " ".join(words)
+                chunks.append(repo.NewChunk(i, text, f"{f}-{i}", {"page": 1}, vecs[i], index_text(text)))
+            repo.insert_chunks(s, state.kb_id, row.id, chunks)
+            row.chunk_count = count
+        repo.bump_generation(s, state.kb_id)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chunks", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--top-k", type=int, default=3)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+
+    work = Path(tempfile.mkdtemp(prefix="kbqa-search-"))
+    settings = load_settings(REPO / "configs" / "settings.yaml", root=str(work), paths={"kb_root": str(work / "kb")})
+    service = KnowledgeBaseService(settings)
+    service.create_tables()
+    service.create_kb("bench")
+    dim = service.get_kb("bench").embed_dim
+    t0 = time.perf_counter()
+    fill(service, "bench", args.chunks, dim, rng)
+    print(f"filled {args.chunks} chunks in {time.perf_counter() - t0:.1f}s")
+    t0 = time.perf_counter()
+    state = service.index_state("bench")  # stale generation: rebuilt from the stored vectors
+    print(f"index rebuilt from the database in {time.perf_counter() - t0:.2f}s ({state.store.count()} vectors)")
+
+    queries = [" ".join(rng.choice(EN_WORDS, 4)) + " " + "".join(rng.choice(ZH_WORDS, 2)) for _ in range(args.queries)]
+    qvecs = rng.standard_normal((args.queries, dim)).astype(np.float32)
+    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
+
+    index_ms = []
+    for q in qvecs:
+        t = time.perf_counter()
+        hits = service.search_vector(state, q, args.top_k)
+        index_ms.append((time.perf_counter() - t) * 1000)
+        assert len(hits) == args.top_k
+    keyword_ms = []
+    for q in queries:
+        t = time.perf_counter()
+        with service.db.read() as s:
+            fulltext.search(s, [state.kb_id], match_query(q) or "x", settings.retrieval.candidates)
+        keyword_ms.append((time.perf_counter() - t) * 1000)
+
+    embedder = service.embedders.get(state.embed_model)
+    retriever = Retriever(service, settings)
+    for q in queries[:5]:  # warm-up of both paths
+        embedder.embed_query(q)
+        retriever.search("bench", q, RetrievalOptions(top_k=args.top_k))
+    embed_ms, full_ms = [], []
+    for q in queries:  # interleaved, so machine noise hits both alike
+        t = time.perf_counter()
+        embedder.embed_query(q)
+        embed_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        retriever.search("bench", q, RetrievalOptions(top_k=args.top_k))
+        full_ms.append((time.perf_counter() - t) * 1000)
+
+    rows = [
+        ("index search + hydration", index_ms),
+        ("keyword (FTS5 BM25)", keyword_ms),
+        ("bare query embedding", embed_ms),
+        ("full hybrid search", full_ms),
+    ]
+    print(f"{args.chunks} chunks, dim {dim}, top_k {args.top_k}, {args.queries} queries, model {state.embed_model}")
+    print(f"{'stage':<28}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for name, values in rows:
+        print(f"{name:<28}{pct(values, 50):>10.2f}{pct(values, 99):>10.2f}{statistics.fmean(values):>10.2f}")
+    ratio = pct(full_ms, 50) / pct(embed_ms, 50)
+    print(f"index search + hydration p50 {pct(index_ms, 50):.2f} ms (target <= 10 ms)")
+    print(f"full search / bare embedding (p50) = {ratio:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
