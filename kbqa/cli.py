@@ -302,6 +302,8 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # A corrupt file's parser warnings repeat what its recorded error already says.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return int(args.func(args))
