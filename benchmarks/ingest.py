@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corpora import Corpus, inews_dev, wiki_dev, write_files
+from corpora import Corpus, inews_dev, wiki_dev, wiki_items, write_files
 from sqlalchemy import select
 
 from kbqa.db.models import Chunk
@@ -35,13 +35,18 @@ from kbqa.settings import load_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
-def build_corpus(kind: str, n_docs: int) -> list[Corpus]:
+def build_corpus(kind: str, n_docs: int, max_chars: int | None) -> list[Corpus]:
     if kind == "wiki":
-        return [wiki_dev(n_docs, 0)]
-    if kind == "inews":
-        return [inews_dev(n_docs, 0)]
-    half = n_docs // 2
-    return [wiki_dev(half, 0), inews_dev(n_docs - half, 0)]
+        corpora = [wiki_dev(n_docs, 0)]
+    elif kind == "inews":
+        corpora = [inews_dev(n_docs, 0)]
+    else:  # as many English as available up to half, the rest Chinese
+        english = min(n_docs // 2, len(wiki_items()))
+        corpora = [wiki_dev(english, 0), inews_dev(n_docs - english, 0)]
+    if max_chars:
+        for corpus in corpora:
+            corpus.docs = [(doc_id, text[:max_chars]) for doc_id, text in corpus.docs]
+    return corpora
 
 
 def peak_rss_mib() -> float:
@@ -54,6 +59,7 @@ def main() -> None:
     ap.add_argument("--corpus", choices=["wiki", "inews", "mixed"], default="wiki")
     ap.add_argument("--model", default=None, help="embedding model (default: the settings' default)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the bare-encode pass")
+    ap.add_argument("--max-chars", type=int, default=None, help="truncate each document to this many characters")
     ap.add_argument("--workdir", help="keep the knowledge base here instead of a temp folder")
     args = ap.parse_args()
 
@@ -66,7 +72,7 @@ def main() -> None:
     service.create_kb("bench")
     content = service.folder("bench").content
     n_files = 0
-    for corpus in build_corpus(args.corpus, args.docs):
+    for corpus in build_corpus(args.corpus, args.docs, args.max_chars):
         write_files(corpus, content / corpus.name)
         n_files += len(corpus.docs)
     embedder = service.embedders.get(settings.embedding.model)

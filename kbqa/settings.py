@@ -15,7 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
+from kbqa.llm.settings import LLMSettings
 
 CONFIG_ENV = "KBQA_CONFIG"
 DEFAULT_CONFIG_RELATIVE = Path("configs") / "settings.yaml"
@@ -111,6 +113,28 @@ class EmbeddingSettings(_Section):
     )
 
 
+class RetrievalSettings(_Section):
+    dense: bool = Field(True, description="Use the vector index (embedding similarity).")
+    keyword: bool = Field(True, description="Use the BM25 keyword index (SQLite FTS5; Chinese segmented with jieba).")
+    fusion: Literal["rrf", "weighted"] = Field(
+        "rrf",
+        description="How dense and keyword rankings combine: rrf = reciprocal-rank fusion; weighted = min-max "
+        "normalised scores summed with the weights below.",
+    )
+    rrf_k: int = Field(60, gt=0, description="RRF constant k in 1/(k + rank): larger flattens the rank weighting.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    candidates: int = Field(50, gt=0, description="Candidates taken from each ranking before fusion (>= top_k).")
+    rerank: bool = Field(False, description="Re-order fused candidates with a cross-encoder (needs rerank_model).")
+    rerank_model: str | None = Field(
+        None, description="Local cross-encoder folder (e.g. bge-reranker-base). None ships offline, so it is off."
+    )
+    rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder re-scores.")
+    rewrite_with_history: bool = Field(
+        True, description="Rewrite a follow-up question into a standalone one with the chat history before searching."
+    )
+
+
 class Settings(BaseSettings):
     """All of kbqa's settings. Build with :func:`load_settings`."""
 
@@ -120,6 +144,9 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     kb: KBSettings = Field(default_factory=KBSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    api: APISettings = Field(default_factory=APISettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,176 @@
+"""OpenAI-compatible HTTP server in front of the controller and its workers.
+
+Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
+``POST /v1/embeddings``, ``GET /health``. When API keys are configured every route, ``/health`` included, needs
+``Authorization: Bearer <key>``.
+
+Run: ``python -m kbqa.llm.openai_server [--port 8000] [--controller-address URL] [--api-keys k1,k2]``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kbqa.llm.disconnect import unless_disconnected
+from kbqa.llm.dispatch import WorkerPool
+from kbqa.llm.errors import AuthenticationFailed
+from kbqa.llm.http_errors import error_response, install_error_handlers
+from kbqa.llm.openai_service import ChatService, CompletionService, EmbeddingService, ModelService
+from kbqa.llm.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    HealthResponse,
+    ModelCard,
+    ModelList,
+)
+from kbqa.llm.settings import OpenAIServerSettings
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _key_checker(settings: OpenAIServerSettings) -> Callable[[str | None], bool]:
+    keys = [k.get_secret_value().encode() for k in settings.api_keys]
+
+    def ok(header: str | None) -> bool:
+        if not keys:
+            return True
+        if not header or not header.lower().startswith("bearer "):
+            return False
+        given = header[7:].strip().encode()
+        # Constant-time, and every key is compared so timing does not reveal which one nearly matched.
+        return any([hmac.compare_digest(given, k) for k in keys])
+
+    return ok
+
+
+class AuthMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware) so streamed responses and client disconnects pass through untouched.
+    Guards every route, unknown ones included, and tags every answer with an ``x-request-id``."""
+
+    def __init__(self, app: ASGIApp, key_ok: Callable[[str | None], bool]) -> None:
+        self.app = app
+        self.key_ok = key_ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+
+        async def send_tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
+        if not preflight and not self.key_ok(headers.get("authorization")):
+            response = error_response(
+                AuthenticationFailed("Incorrect or missing API key; send 'Authorization: Bearer <key>'.")
+            )
+            await response(scope, receive, send_tagged)
+            return
+        await self.app(scope, receive, send_tagged)
+
+
+def create_app(settings: OpenAIServerSettings) -> FastAPI:
+    pool = WorkerPool(settings)
+    models, chat = ModelService(pool), ChatService(pool)
+    completions, embeddings = CompletionService(pool), EmbeddingService(pool)
+    key_ok = _key_checker(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await pool.aclose()
+
+    app = FastAPI(title="kbqa OpenAI-compatible server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+
+    app.add_middleware(AuthMiddleware, key_ok=key_ok)
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        )
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def list_models() -> ModelList:
+        return await models.list()
+
+    @app.get("/v1/models/{model_id:path}", response_model=ModelCard)
+    async def get_model(model_id: str) -> ModelCard:
+        return await models.get(model_id)
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        if body.stream:
+            return StreamingResponse(await chat.stream(body), media_type="text/event-stream", headers=SSE_HEADERS)
+        return await unless_disconnected(request, chat.complete(body))
+
+    @app.post("/v1/completions", response_model=Completion)
+    async def text_completions(body: CompletionRequest, request: Request) -> Any:
+        if body.stream:
+            return StreamingResponse(
+                await completions.stream(body), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        return await unless_disconnected(request, completions.complete(body))
+
+    @app.post("/v1/embeddings", response_model=EmbeddingResponse)
+    async def create_embeddings(body: EmbeddingRequest) -> EmbeddingResponse:
+        return await embeddings.embed(body)
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> HealthResponse:
+        return HealthResponse(detail={"models": [m.id for m in await pool.models(fresh=True)]})
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pydantic import SecretStr
+
+    from kbqa.llm.service_cli import base_parser, run_app, settings_from
+
+    parser = base_parser("kbqa OpenAI-compatible server (chat, completions, embeddings, models).")
+    parser.add_argument("--controller-address", help="controller URL (default http://127.0.0.1:21001)")
+    parser.add_argument(
+        "--api-keys",
+        help="comma-separated bearer keys required on every route (prefer settings/env for secrets)",
+    )
+    parser.add_argument("--allowed-origins", help="comma-separated CORS origins (default: CORS off)")
+    args = parser.parse_args(argv)
+    settings = settings_from(args).llm.openai_server
+    update: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "controller_address": args.controller_address,
+    }
+    if args.api_keys:
+        update["api_keys"] = [SecretStr(k.strip()) for k in args.api_keys.split(",") if k.strip()]
+    if args.allowed_origins:
+        update["allowed_origins"] = [o.strip() for o in args.allowed_origins.split(",") if o.strip()]
+    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    run_app(create_app(settings), settings.host, settings.port, args.log_level)
+
+
+if __name__ == "__main__":
+    main()

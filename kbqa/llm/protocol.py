@@ -1,0 +1,567 @@
+"""Wire models: controller ↔ worker, OpenAI server ↔ worker, and the OpenAI API itself.
+
+Worker streams are newline-delimited JSON of :class:`GenerateEvent` *deltas* (never the cumulative text, which is what
+made FastChat's streams O(n²)). OpenAI request models forbid unknown fields and reject the ones we cannot honour, so
+nothing a client asks for is dropped silently.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    """Responses and loosely specified inputs: extra keys are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Worker protocol
+# ----------------------------------------------------------------------------------------------------------------
+class SamplingParams(_Wire):
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(-1, description="-1 or 0: off.")
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    stop: list[str] = Field(default_factory=list)
+    stop_token_ids: list[int] = Field(default_factory=list)
+    ignore_eos: bool = False
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, value: int) -> int:
+        if value < -1:
+            raise ValueError("top_k must be -1 (off) or >= 1")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: list[str]) -> list[str]:
+        if any(not s for s in value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature < 1e-5
+
+
+class WorkerMessage(_Wire):
+    role: str
+    content: str = ""
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class GenerateRequest(_Wire):
+    """One completion. Exactly one of ``prompt``, ``prompt_token_ids`` or ``messages``."""
+
+    model: str
+    prompt: str | None = None
+    prompt_token_ids: list[int] | None = None
+    messages: list[WorkerMessage] | None = None
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    echo: bool = False
+    request_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> GenerateRequest:
+        given = [x is not None for x in (self.prompt, self.prompt_token_ids, self.messages)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of prompt, prompt_token_ids, messages")
+        if self.messages is not None and not self.messages:
+            raise ValueError("messages must not be empty")
+        if self.prompt_token_ids is not None and not self.prompt_token_ids:
+            raise ValueError("prompt_token_ids must not be empty")
+        return self
+
+
+FinishReason = Literal["stop", "length"]
+
+
+class Usage(_Open):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ErrorBody(_Open):
+    message: str
+    type: str = "server_error"
+    param: str | None = None
+    code: str | None = None
+
+
+class GenerateEvent(_Wire):
+    """One line of a worker stream: a text delta, and on the last line the finish reason and usage."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    error: ErrorBody | None = None
+    status: int | None = Field(None, description="HTTP status of `error`.")
+
+
+class GenerateResult(_Wire):
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class EmbeddingsRequest(_Wire):
+    model: str
+    input: list[str] = Field(min_length=1)
+
+
+class EmbeddingsResult(_Wire):
+    embeddings: list[list[float]]
+    token_count: int
+
+
+class CountTokensRequest(_Wire):
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[WorkerMessage] | None = None
+
+
+class CountTokensResult(_Wire):
+    count: int
+
+
+ModelKind = Literal["chat", "embedding"]
+
+
+class ModelDetails(_Wire):
+    model_names: list[str]
+    kind: ModelKind
+    context_length: int
+    device: str = "cpu"
+    dtype: str = "float32"
+    embedding_dim: int | None = None
+    max_batch_size: int = 1
+
+
+class WorkerStatus(_Wire):
+    model_names: list[str]
+    kind: ModelKind = "chat"
+    speed: float = 1.0
+    queue_length: int = 0
+    context_length: int | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Controller protocol (FastChat's route names and field names where they fit)
+# ----------------------------------------------------------------------------------------------------------------
+class RegisterWorkerRequest(_Wire):
+    worker_name: str = Field(description="The worker's URL; its identity.")
+    check_heart_beat: bool = True
+    worker_status: WorkerStatus | None = None
+    multimodal: bool = False
+
+
+class WorkerInfoOut(_Wire):
+    worker_name: str
+    model_names: list[str]
+    kind: ModelKind
+    speed: float
+    queue_length: int
+    in_flight: int
+    check_heart_beat: bool
+    last_heart_beat: float
+    context_length: int | None = None
+
+
+class RegisterWorkerResponse(_Wire):
+    registered: bool
+    worker: WorkerInfoOut
+
+
+class HeartbeatRequest(_Wire):
+    worker_name: str
+    queue_length: int = 0
+
+
+class HeartbeatResponse(_Wire):
+    exist: bool
+
+
+class ListModelsResponse(_Wire):
+    models: list[str]
+
+
+class ModelEntry(_Wire):
+    id: str
+    kind: ModelKind
+    context_length: int | None = None
+    workers: int
+
+
+class ModelsDetailResponse(_Wire):
+    models: list[ModelEntry]
+
+
+class GetWorkerAddressRequest(_Wire):
+    model: str
+    exclude: list[str] = Field(default_factory=list, description="Workers already tried for this request.")
+
+
+class GetWorkerAddressResponse(_Wire):
+    address: str = Field(description="Empty when no live worker serves the model (FastChat's convention).")
+
+
+class WorkerRefRequest(_Wire):
+    worker_name: str
+    reason: str | None = None
+
+
+class ListWorkersResponse(_Wire):
+    workers: list[WorkerInfoOut]
+
+
+class HealthResponse(_Wire):
+    status: Literal["ok"] = "ok"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# OpenAI API: requests
+# ----------------------------------------------------------------------------------------------------------------
+class TextPart(_Wire):
+    type: Literal["text"]
+    text: str
+
+
+class OtherPart(_Open):
+    type: str
+
+    @model_validator(mode="after")
+    def _refuse(self) -> OtherPart:
+        raise ValueError(f"content parts of type {self.type!r} are not supported; this server handles text only")
+
+
+ContentPart = Annotated[TextPart | OtherPart, Field(union_mode="left_to_right")]
+
+
+class ChatMessage(_Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ChatMessage:
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"content is required for role {self.role!r}")
+        if self.content is None and not self.tool_calls and self.refusal is None:
+            raise ValueError("an assistant message needs content, tool_calls or refusal")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("tool messages need tool_call_id")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        return self
+
+    def text(self) -> str:
+        if self.content is None:
+            return self.refusal or ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+class StreamOptions(_Wire):
+    include_usage: bool = False
+    include_obfuscation: bool | None = Field(None, description="Accepted; this server never adds obfuscation.")
+
+
+class ResponseFormat(_Open):
+    type: str
+
+    @model_validator(mode="after")
+    def _text_only(self) -> ResponseFormat:
+        if self.type != "text":
+            raise ValueError(f"response_format {self.type!r} is not supported; only 'text'")
+        return self
+
+
+def _refuse_if_set(name: str, value: Any, allowed: tuple[Any, ...] = (None,)) -> None:
+    if value not in allowed and value != [] and value != {}:
+        raise ValueError(f"{name} is not supported by this server")
+
+
+class _SamplingFields(_Wire):
+    """Fields shared by chat and text completions.
+
+    Honoured: temperature, top_p, n, seed, stop, presence/frequency_penalty, stream, stream_options.include_usage,
+    and the extensions top_k, repetition_penalty and ignore_eos (OpenAI clients send them through ``extra_body``).
+    Accepted and without effect (documented): user, metadata, store, service_tier. Refused with 400: logit_bias,
+    logprobs/top_logprobs, and anything not declared here.
+    """
+
+    model: str
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1, le=16)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    top_k: int | None = Field(None, ge=-1)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    ignore_eos: bool = Field(False, description="Extension (vLLM's name): keep generating past EOS; for benchmarks.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        items = [value] if isinstance(value, str) else (value or [])
+        if len(items) > 16:
+            raise ValueError("at most 16 stop sequences")
+        if any(not s for s in items):
+            raise ValueError("stop sequences must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _common_checks(self) -> _SamplingFields:
+        _refuse_if_set("logit_bias", self.logit_bias)
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        if self.top_k == 0:
+            raise ValueError("top_k must be -1 (off) or >= 1")
+        return self
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+    def sampling(self, max_tokens: int | None, choice_index: int) -> SamplingParams:
+        # With n > 1 and a seed, each choice gets its own seed so the n choices differ yet stay reproducible.
+        seed = None if self.seed is None else self.seed + choice_index
+        return SamplingParams(
+            temperature=1.0 if self.temperature is None else self.temperature,
+            top_p=1.0 if self.top_p is None else self.top_p,
+            top_k=-1 if self.top_k is None else self.top_k,
+            repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            seed=seed,
+            max_tokens=max_tokens,
+            stop=self.stop_list(),
+            ignore_eos=self.ignore_eos,
+        )
+
+
+class ChatCompletionRequest(_SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    modalities: list[str] | None = None
+    reasoning_effort: str | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _chat_checks(self) -> ChatCompletionRequest:
+        _refuse_if_set("logprobs", self.logprobs, (None, False))
+        _refuse_if_set("top_logprobs", self.top_logprobs, (None, 0))
+        _refuse_if_set("tools", self.tools)
+        _refuse_if_set("tool_choice", self.tool_choice, (None, "none", "auto"))
+        _refuse_if_set("functions", self.functions)
+        _refuse_if_set("function_call", self.function_call, (None, "none", "auto"))
+        _refuse_if_set("reasoning_effort", self.reasoning_effort)
+        if self.modalities is not None and self.modalities != ["text"]:
+            raise ValueError("only the text modality is supported")
+        return self
+
+    def completion_limit(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+class CompletionRequest(_SamplingFields):
+    prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(16, ge=1)
+    echo: bool = False
+    logprobs: int | None = None
+    best_of: int | None = Field(None, ge=1)
+    suffix: str | None = None
+
+    @model_validator(mode="after")
+    def _completion_checks(self) -> CompletionRequest:
+        _refuse_if_set("logprobs", self.logprobs)
+        _refuse_if_set("suffix", self.suffix, (None, ""))
+        if self.best_of is not None and self.best_of != self.n:
+            raise ValueError("best_of other than n is not supported")
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise ValueError("prompt must not be empty")
+        if isinstance(self.prompt, list) and any(isinstance(p, list) and not p for p in self.prompt):
+            raise ValueError("token prompts must not be empty")
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """The prompt as a batch: strings and token-id lists."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if all(isinstance(p, int) for p in self.prompt):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return list(self.prompt)  # type: ignore[arg-type]
+
+
+class EmbeddingRequest(_Wire):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _texts_only(self) -> EmbeddingRequest:
+        if isinstance(self.input, list):
+            if not self.input:
+                raise ValueError("input must not be empty")
+            if not all(isinstance(x, str) for x in self.input):
+                raise ValueError(
+                    "token-array input is not supported (its ids would come from another tokenizer); send strings "
+                    "(LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False))"
+                )
+        return self
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# OpenAI API: responses
+# ----------------------------------------------------------------------------------------------------------------
+def _now() -> int:
+    return int(time.time())
+
+
+class ModelCard(_Open):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=_now)
+    owned_by: str = "kbqa"
+
+
+class ModelList(_Open):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ResponseMessage(_Open):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+
+
+class ChatChoice(_Open):
+    index: int
+    message: ResponseMessage
+    logprobs: None = None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(_Open):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class ChunkDelta(_Open):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(_Open):
+    index: int
+    delta: ChunkDelta
+    logprobs: None = None
+    finish_reason: FinishReason | None = None
+
+
+class ChatCompletionChunk(_Open):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class CompletionChoice(_Open):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: FinishReason | None = None
+
+
+class Completion(_Open):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class EmbeddingData(_Open):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(_Open):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(_Open):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+
+
+class ErrorEnvelope(_Wire):
+    error: ErrorBody
