@@ -9,16 +9,15 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kbqa.atomic_file import TEMP_PREFIX, atomic_writer
 from kbqa.errors import FileExistsInKB, FileTooLarge, InvalidPath, KBQAError
 from kbqa.knowledge.naming import normalize_relative_path, resolve_inside, validate_kb_name
 
-TEMP_PREFIX = ".kbqa-tmp-"
 # Chatchat skips these when rebuilding from a folder: editor swap files, Office lock files, temp files.
 _SKIPPED_PREFIXES = (".", "~$", "temp", "tmp")
 _COPY_CHUNK = 1 << 20
@@ -104,22 +103,13 @@ class KBFolder:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.parent.resolve().is_relative_to(self.content.resolve()):
             raise InvalidPath("file path escapes the knowledge base folder")
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
         written = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while block := source.read(_COPY_CHUNK):
-                    written += len(block)
-                    if written > max_bytes:
-                        raise FileTooLarge(f"file {rel_path} is larger than {max_bytes // (1 << 20)} MiB")
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(target, temp_dir=self.root) as out:
+            while block := source.read(_COPY_CHUNK):
+                written += len(block)
+                if written > max_bytes:
+                    raise FileTooLarge(f"file {rel_path} is larger than {max_bytes // (1 << 20)} MiB")
+                out.write(block)
         return target, written
 
     def delete_file(self, rel_path: str) -> bool:

@@ -247,24 +247,23 @@ class KnowledgeBaseService:
     def file_names(self, name: str) -> list[str]:
         return [f.path for f in self.list_files(name)]
 
+    def _require_file(self, s: Any, name: str, rel_path: str) -> KnowledgeFile:
+        rel = normalize_relative_path(rel_path)
+        f = repo.get_file(s, self._require(s, name).id, rel)
+        if f is None:
+            raise FileNotInKB(f"file {rel} is not in knowledge base {name}")
+        return f
+
     def get_file(self, name: str, rel_path: str) -> FileInfo:
         name = validate_kb_name(name)
-        rel = normalize_relative_path(rel_path)
         with self.db.read() as s:
-            kb = self._require(s, name)
-            f = repo.get_file(s, kb.id, rel)
-            if f is None:
-                raise FileNotInKB(f"file {rel} is not in knowledge base {name}")
+            f = self._require_file(s, name, rel_path)
         return self._file_info(f, self.folder(name))
 
     def file_chunks(self, name: str, rel_path: str) -> list[Document]:
         name = validate_kb_name(name)
-        rel = normalize_relative_path(rel_path)
         with self.db.read() as s:
-            kb = self._require(s, name)
-            f = repo.get_file(s, kb.id, rel)
-            if f is None:
-                raise FileNotInKB(f"file {rel} is not in knowledge base {name}")
+            f = self._require_file(s, name, rel_path)
             return [
                 Document(c.text, {**c.meta, "id": c.id, "ordinal": c.ordinal}) for c in repo.chunks_of_file(s, f.id)
             ]
