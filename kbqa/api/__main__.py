@@ -1,0 +1,38 @@
+"""``python -m kbqa.api [--host H] [--port P] [--config FILE]``: run the API server (default 127.0.0.1:7861)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from kbqa.api.app import create_app
+from kbqa.settings import load_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kbqa.api", description=__doc__)
+    parser.add_argument("--config", help="settings YAML (default $KBQA_CONFIG or ./configs/settings.yaml)")
+    parser.add_argument("--host", help="interface to bind (default api.host: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default api.port: 7861)")
+    parser.add_argument("--ssl-keyfile")
+    parser.add_argument("--ssl-certfile")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(args.config)
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=args.ssl_certfile,
+    )
+
+
+if __name__ == "__main__":
+    main()

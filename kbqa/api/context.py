@@ -1,0 +1,99 @@
+"""Everything the routes share, built once per app from the settings the entry point loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kbqa.chat.file_chat import TempKBStore
+from kbqa.chat.kb_chat import KBChat
+from kbqa.chat.llm_chat import LLMChat
+from kbqa.chat.prompts import PromptTemplates
+from kbqa.chat.records import ChatRecords
+from kbqa.chat.retrieval import Searcher, make_searcher
+from kbqa.embeddings.pool import EmbedderPool
+from kbqa.ingest.splitters import SplitConfig
+from kbqa.jobs.manager import JobManager
+from kbqa.knowledge.service import KnowledgeBaseService
+from kbqa.llm.client import AsyncLLMClient, LLMClient
+from kbqa.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    service: KnowledgeBaseService
+    jobs: JobManager
+    searcher: Searcher
+    prompts: PromptTemplates
+    records: ChatRecords
+    kb_chat: KBChat
+    llm_chat: LLMChat
+    temp_kbs: TempKBStore
+    llm: AsyncLLMClient
+    llm_sync: LLMClient
+    query_embedders: EmbedderPool  # interactive embedding (queries, /other/embed_texts), apart from ingestion
+
+    @classmethod
+    def build(cls, settings: Settings, service: KnowledgeBaseService | None = None) -> AppContext:
+        service = service or KnowledgeBaseService(settings)
+        service.create_tables()
+        api = settings.api
+        prompts = PromptTemplates(settings.resolve(api.prompts_file))
+        records = ChatRecords(service.db)
+        # Queries get their own model instances so they never wait behind an ingestion batch (see _QueryView).
+        query_embedders = EmbedderPool(settings.embedding) if api.separate_query_embedder else service.embedders
+        searcher = make_searcher(service, settings, query_embedders)
+        llm = AsyncLLMClient(settings.llm.client)
+        llm_sync = LLMClient(settings.llm.client)
+        temp_root = settings.resolve(api.temp_dir) if api.temp_dir else settings.kb_root / ".kbqa-temp"
+        temp_kbs = TempKBStore(
+            temp_root,
+            api.temp_kb_cache,
+            query_embedders,
+            settings.embedding.model,
+            int(settings.kb.max_file_mb * (1 << 20)),
+        )
+        temp_kbs.clean()
+        return cls(
+            settings=settings,
+            service=service,
+            jobs=JobManager(api.ingest_workers, api.max_queued_jobs, api.job_history),
+            searcher=searcher,
+            prompts=prompts,
+            records=records,
+            kb_chat=KBChat(api, prompts, searcher, llm, llm_sync),
+            llm_chat=LLMChat(prompts, records, llm),
+            temp_kbs=temp_kbs,
+            llm=llm,
+            llm_sync=llm_sync,
+            query_embedders=query_embedders,
+        )
+
+    def split(
+        self, chunk_size: int | None = None, chunk_overlap: int | None = None, zh_title_enhance: bool | None = None
+    ) -> SplitConfig:
+        kb = self.settings.kb
+        return SplitConfig(
+            chunk_size or kb.chunk_size,
+            kb.chunk_overlap if chunk_overlap is None else chunk_overlap,
+            kb.text_splitter,
+            kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
+        )
+
+    def public_url(self, request: Request) -> str:
+        return (self.settings.api.base_url or str(request.base_url)).rstrip("/") + "/"
+
+    async def aclose(self) -> None:
+        self.jobs.shutdown()
+        await self.llm.aclose()
+        self.llm_sync.close()
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]

@@ -1,0 +1,1 @@
+"""One router per route group; each is thin: validate, call a service, shape the answer."""

@@ -1,0 +1,77 @@
+"""Native routes Chatchat has none of: liveness, readiness, retrieval evaluation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from kbqa.api import names
+from kbqa.api.context import AppContext, Ctx
+from kbqa.api.errors import ApiError, body
+from kbqa.api.schemas import BaseResponse, EvaluateRequest
+from kbqa.errors import KBNotFound
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _ready(ctx: AppContext) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        checks["knowledge_bases"] = len(ctx.service.list_kbs())
+        checks["database"] = "ok"
+    except Exception as exc:  # report, do not raise: this is the readiness probe
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        ctx.service.embedders.get(ctx.settings.embedding.model)
+        checks["embedding_model"] = "ok"
+    except Exception as exc:
+        checks["embedding_model"] = f"error: {type(exc).__name__}"
+    return checks
+
+
+@router.get("/ready", summary="Readiness: database and embedding model usable (503 otherwise)")
+async def ready(ctx: Ctx) -> JSONResponse:
+    checks = await run_in_threadpool(_ready, ctx)
+    ok = checks.get("database") == "ok" and checks.get("embedding_model") == "ok"
+    status = 200 if ok else 503
+    return JSONResponse(body(status, "ready" if ok else "not ready", checks), status_code=status)
+
+
+def _evaluate_available() -> bool:
+    try:
+        return importlib.util.find_spec("kbqa.retrieval.evaluate") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@router.post(
+    "/knowledge_base/evaluate",
+    tags=["Knowledge Base Management"],
+    summary="Run the retrieval evaluation of `kbqa eval` on a knowledge base",
+    response_model=BaseResponse,
+)
+async def evaluate(req: EvaluateRequest, request: Request, ctx: Ctx) -> BaseResponse:
+    kb = names.kb_name(request, req.knowledge_base_name)
+    if not ctx.service.exists(kb):
+        raise KBNotFound(f"knowledge base {kb} not found")
+    if not _evaluate_available():
+        raise ApiError(501, "检索评测不可用 (retrieval evaluation is not installed in this build)")
+    from kbqa.retrieval.evaluate import evaluate_kb, parse_golden
+    from kbqa.retrieval.retriever import Retriever
+
+    # The same JSONL rows `kbqa eval` reads ({"query", "relevant_files" | "relevant_chunk_ids"}), as a JSON list.
+    golden = parse_golden(json.dumps(row, ensure_ascii=False) for row in req.golden)
+    retriever = Retriever(ctx.service, ctx.settings)
+    modes = tuple(req.modes) if req.modes else ("dense", "keyword", "hybrid")
+    result = await run_in_threadpool(evaluate_kb, retriever, kb, golden, modes)
+    return BaseResponse(data=result)

@@ -1,0 +1,86 @@
+"""/server/* and /other/*: server configuration, prompt templates, embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from kbqa.api.context import Ctx
+from kbqa.api.errors import ApiError
+from kbqa.api.schemas import BaseResponse, EmbedTextsRequest, PromptTemplateRequest
+from kbqa.errors import EmbeddingModelError
+
+router = APIRouter(tags=["Server State"])
+
+
+@router.post("/server/configs", summary="获取服务器原始配置信息 (server configuration)")
+async def get_server_configs(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.settings
+    return {
+        "DEFAULT_KNOWLEDGE_BASE": s.kb.default_kb,
+        "DEFAULT_SEARCH_ENGINE": None,
+        "DEFAULT_VS_TYPE": s.kb.default_vs_type,
+        "CHUNK_SIZE": s.kb.chunk_size,
+        "OVERLAP_SIZE": s.kb.chunk_overlap,
+        "SCORE_THRESHOLD": s.kb.score_threshold,
+        "VECTOR_SEARCH_TOP_K": s.kb.top_k,
+        "SEARCH_ENGINE_TOP_K": 3,
+        "ZH_TITLE_ENHANCE": s.kb.zh_title_enhance,
+        "TEXT_SPLITTER_NAME": s.kb.text_splitter,
+        "text_splitter_dict": {s.kb.text_splitter: {"source": "characters"}},
+        "EMBEDDING_MODEL": s.embedding.model,
+        "LLM_MODELS": [s.llm.client.model],
+        "HISTORY_LEN": 3,
+        "TEMPERATURE": s.llm.client.temperature,
+        "PROMPT_TEMPLATES": ctx.prompts.all(),
+        "openai_api_address": s.llm.client.base_url,
+        "api_address": f"http://{s.api.host}:{s.api.port}",
+    }
+
+
+@router.post("/server/list_search_engines", summary="获取服务器支持的搜索引擎 (none yet)", response_model=BaseResponse)
+async def list_search_engines() -> BaseResponse:
+    return BaseResponse(data=[])
+
+
+@router.post("/server/get_prompt_template", summary="获取服务区配置的 prompt 模板 (a prompt template)")
+async def get_prompt_template(ctx: Ctx, req: PromptTemplateRequest | None = None) -> str | None:
+    req = req or PromptTemplateRequest()
+    return ctx.prompts.get(req.type, req.name)
+
+
+@router.post("/other/embed_texts", summary="将文本向量化 (embed texts)", response_model=BaseResponse)
+async def embed_texts(req: EmbedTextsRequest, ctx: Ctx) -> BaseResponse:
+    model = req.embed_model or ctx.settings.embedding.model
+    if not req.texts:
+        return BaseResponse(data=[])
+    # Only configured names: a client-chosen folder path would make the server load arbitrary files.
+    if model not in ctx.settings.embedding.models and model != ctx.settings.embedding.model:
+        raise ApiError(400, f"指定的模型 {model} 不支持 Embeddings 功能。", code=500)
+    try:
+        embedder = await run_in_threadpool(ctx.query_embedders.get, model)
+    except EmbeddingModelError as exc:
+        msg = f"指定的模型 {model} 不支持 Embeddings 功能。"
+        raise ApiError(400, msg, code=500, data={"detail": exc.message}) from exc
+    if req.to_query:
+        vectors = [await run_in_threadpool(embedder.embed_query, t) for t in req.texts]
+        return BaseResponse(data=[v.reshape(-1).tolist() for v in vectors])
+    matrix = await run_in_threadpool(embedder.embed_documents, req.texts)
+    return BaseResponse(data=matrix.tolist())
+
+
+@router.post("/other/completion", summary="LLM 补全 (not implemented: 501)", response_model=BaseResponse)
+async def completion() -> BaseResponse:
+    raise ApiError(501, "暂未支持 /other/completion (not implemented); use /chat/chat")
+
+
+@router.post(
+    "/knowledge_base/kb_summary_api/{operation}",
+    tags=["Knowledge Base Management"],
+    summary="知识库摘要 (not implemented: 501)",
+    response_model=BaseResponse,
+)
+async def kb_summary(operation: str) -> BaseResponse:
+    raise ApiError(501, f"暂未支持知识库摘要 {operation[:64]} (KB summaries are not implemented)")

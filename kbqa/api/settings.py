@@ -1,0 +1,78 @@
+"""Settings of the REST API server (the ``api:`` section of configs/settings.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class APISettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface to bind. Chatchat bound 0.0.0.0; keep loopback unless a "
+        "proxy or other hosts must reach the server, and then set api_keys.",
+    )
+    port: int = Field(7861, ge=1, le=65535, description="Port (Chatchat's API_SERVER port).")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys accepted as 'Authorization: Bearer <key>' or 'X-API-Key: <key>' on every route, the docs "
+        "included. Empty: no authentication.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS (credentials allowed). Empty: CORS off."
+    )
+    max_upload_mb: float = Field(
+        1024.0,
+        gt=0,
+        description="Largest request body in MiB (all files of one upload together); each file is "
+        "also limited by kb.max_file_mb.",
+    )
+    ingest_workers: int = Field(
+        2, ge=1, description="Background ingestion jobs that run at once; more wait in the queue."
+    )
+    separate_query_embedder: bool = Field(
+        True,
+        description="Load a second instance of the embedding model for queries, so searches do not wait while a "
+        "background ingestion holds the first one (costs the model's memory once more).",
+    )
+    max_queued_jobs: int = Field(64, ge=1, description="Jobs waiting beyond this are refused with HTTP 503.")
+    job_history: int = Field(200, ge=1, description="Finished jobs kept for /jobs before the oldest are forgotten.")
+    base_url: str | None = Field(
+        None,
+        description="Public URL of the server for download links in chat sources (e.g. behind a proxy). "
+        "Empty: the URL the request came in on.",
+    )
+    prompts_file: Path = Field(
+        Path("configs/prompts.yaml"), description="Jinja2 prompt templates (relative to the project root)."
+    )
+    temp_dir: Path | None = Field(
+        None,
+        description="Where /knowledge_base/upload_temp_docs keeps files for file chat. Empty: <kb_root>/.kbqa-temp.",
+    )
+    temp_kb_cache: int = Field(
+        10,
+        ge=1,
+        description="Temporary file-chat knowledge bases kept (least recently "
+        "used are dropped with their files; Chatchat's CACHED_MEMO_VS_NUM).",
+    )
+    empty_answer: str | None = Field(
+        "根据已知信息无法回答该问题。(No relevant content was found in the knowledge base.)",
+        description="Answer given without asking the LLM when retrieval finds nothing. Empty: ask the LLM with "
+        "the 'empty' prompt template instead (Chatchat's behaviour).",
+    )
+    rewrite_with_history: bool = Field(
+        True, description="Rewrite a follow-up question with the chat history before retrieval (one LLM call)."
+    )
+    sse_ping_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
+    controller_timeout_s: float = Field(5.0, gt=0, description="Timeout asking the LLM controller for its models.")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        # Credentials are allowed, and a wildcard with credentials lets any web page act as the user.
+        if any(o.strip() == "*" for o in origins):
+            raise ValueError("cors_origins must list origins; '*' is not allowed because credentials are allowed")
+        return origins

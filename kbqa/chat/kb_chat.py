@@ -1,0 +1,130 @@
+"""Knowledge-base chat: retrieve, ground the prompt in the hits, stream the LLM's answer, cite the sources.
+
+Used by /chat/knowledge_base_chat, /chat/file_chat and the KB-as-model OpenAI endpoint. The LLM is only ever reached
+over HTTP through :mod:`kbqa.llm.client`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kbqa.api.settings import APISettings
+from kbqa.chat.prompts import PromptTemplates
+from kbqa.chat.retrieval import Searcher
+from kbqa.chat.sources import chatchat_docs, sources_of
+from kbqa.knowledge.service import SearchHit
+from kbqa.llm.client import AsyncLLMClient, LLMClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LLMOptions:
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        # Chatchat treats max_tokens <= 0 as "not set".
+        max_tokens = self.max_tokens if self.max_tokens and self.max_tokens > 0 else None
+        return {"model": self.model or None, "temperature": self.temperature, "max_tokens": max_tokens}
+
+
+@dataclass
+class Grounded:
+    messages: list[dict[str, str]]
+    sources: list[dict[str, Any]]
+    docs: list[str]
+    fixed_answer: str | None  # set when nothing was found and the configured empty answer applies
+
+
+def _rewriter() -> Callable[..., str] | None:
+    try:
+        from kbqa.retrieval.rewrite import rewrite_query
+    except ImportError:
+        return None
+    return rewrite_query
+
+
+class KBChat:
+    def __init__(
+        self,
+        api: APISettings,
+        prompts: PromptTemplates,
+        searcher: Searcher,
+        client: AsyncLLMClient,
+        sync_client: LLMClient,
+    ) -> None:
+        self.api = api
+        self.prompts = prompts
+        self.searcher = searcher
+        self.client = client
+        self.sync_client = sync_client
+
+    # --- retrieval (blocking: call from a worker thread) ---------------------------------------------------------
+    def search_query(self, query: str, history: list[dict[str, str]]) -> str:
+        """The question to retrieve with: rewritten into a standalone one when there is history."""
+        rewrite = _rewriter() if self.api.rewrite_with_history and history else None
+        if rewrite is None:
+            return query
+        try:
+            return rewrite(query, history, self.sync_client) or query
+        except Exception:  # a failed rewrite must not fail the chat: fall back to the raw question
+            log.warning("query rewrite failed; retrieving with the raw question", exc_info=True)
+            return query
+
+    def retrieve(
+        self, kbs: str | Sequence[str], query: str, history: list[dict[str, str]], top_k: int, threshold: float
+    ) -> list[SearchHit]:
+        return self.searcher(kbs, self.search_query(query, history), top_k, threshold)
+
+    # --- prompt -------------------------------------------------------------------------------------------------
+    def ground(
+        self,
+        hits: list[SearchHit],
+        question: str,
+        history: list[dict[str, str]],
+        prompt_name: str,
+        base_url: str | None,
+    ) -> Grounded:
+        sources = sources_of(hits, base_url)
+        if hits:
+            context = "\n".join(h.text for h in hits)
+            prompt = self.prompts.render("knowledge_base_chat", prompt_name, context=context, question=question)
+        else:
+            if self.api.empty_answer:
+                return Grounded([], [], chatchat_docs([], llm_answered_without_docs=False), self.api.empty_answer)
+            prompt = self.prompts.render("knowledge_base_chat", "empty", question=question)
+        docs = chatchat_docs(sources, llm_answered_without_docs=True)
+        return Grounded([*history, {"role": "user", "content": prompt}], sources, docs, None)
+
+    # --- answer -------------------------------------------------------------------------------------------------
+    async def stream(self, grounded: Grounded, options: LLMOptions) -> AsyncIterator[str]:
+        if grounded.fixed_answer is not None:
+            yield grounded.fixed_answer
+            return
+        async for delta in self.client.stream_chat(grounded.messages, **options.kwargs()):
+            if delta.text:
+                yield delta.text
+
+    async def complete(self, grounded: Grounded, options: LLMOptions) -> str:
+        if grounded.fixed_answer is not None:
+            return grounded.fixed_answer
+        return (await self.client.chat(grounded.messages, **options.kwargs())).text
+
+
+async def chatchat_events(
+    kb_chat: KBChat, grounded: Grounded, options: LLMOptions, stream: bool
+) -> AsyncIterator[dict]:
+    """Chatchat's event shapes: ``{"answer": token}``… then ``{"docs": [...]}``; one event when not streaming.
+    ``sources`` rides along in the final event for new clients."""
+    if stream:
+        async for token in kb_chat.stream(grounded, options):
+            yield {"answer": token}
+        yield {"docs": grounded.docs, "sources": grounded.sources}
+    else:
+        answer = await kb_chat.complete(grounded, options)
+        yield {"answer": answer, "docs": grounded.docs, "sources": grounded.sources}

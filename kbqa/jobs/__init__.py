@@ -1,0 +1,1 @@
+"""Background jobs: ingestion work on a bounded pool, with per-file progress, errors and cancellation."""
