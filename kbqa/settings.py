@@ -117,13 +117,13 @@ class RetrievalSettings(_Section):
     dense: bool = Field(True, description="Use the vector index (embedding similarity).")
     keyword: bool = Field(True, description="Use the BM25 keyword index (SQLite FTS5; Chinese segmented with jieba).")
     fusion: Literal["rrf", "weighted"] = Field(
-        "rrf",
+        "weighted",
         description="How dense and keyword rankings combine: rrf = reciprocal-rank fusion; weighted = min-max "
         "normalised scores summed with the weights below.",
     )
     rrf_k: int = Field(60, gt=0, description="RRF constant k in 1/(k + rank): larger flattens the rank weighting.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    keyword_weight: float = Field(0.7, ge=0, description="Weight of the keyword ranking in fusion.")
     candidates: int = Field(50, gt=0, description="Candidates taken from each ranking before fusion (>= top_k).")
     rerank: bool = Field(False, description="Re-order fused candidates with a cross-encoder (needs rerank_model).")
     rerank_model: str | None = Field(
