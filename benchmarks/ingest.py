@@ -8,7 +8,7 @@ RSS (the 10,000-document run).
 
     python benchmarks/ingest.py --docs 1000                       # ratio run (English wiki)
     python benchmarks/ingest.py --docs 1000 --corpus inews        # Chinese news
-    python benchmarks/ingest.py --docs 10000 --corpus mixed --no-baseline
+    python benchmarks/ingest.py --docs 10000 --corpus mixed --max-chars 250 --pieces 2 --no-baseline
 """
 
 from __future__ import annotations
@@ -35,17 +35,34 @@ from kbqa.settings import load_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
-def build_corpus(kind: str, n_docs: int, max_chars: int | None) -> list[Corpus]:
+def build_corpus(kind: str, n_docs: int, max_chars: int | None, pieces: int = 1) -> list[Corpus]:
+    """``pieces`` > 1 (with ``max_chars``) cuts each document into that many consecutive files of ``max_chars``
+    characters: how the 10,000-file run gets 10,000 real-text files from corpora of ~4,700 documents each."""
+    wanted = -(-n_docs // pieces) if pieces == 1 else int(n_docs / pieces * 1.25) + 1  # short docs give one piece
     if kind == "wiki":
-        corpora = [wiki_dev(n_docs, 0)]
+        corpora = [wiki_dev(wanted, 0)]
     elif kind == "inews":
-        corpora = [inews_dev(n_docs, 0)]
+        corpora = [inews_dev(wanted, 0)]
     else:  # as many English as available up to half, the rest Chinese
-        english = min(n_docs // 2, len(wiki_items()))
-        corpora = [wiki_dev(english, 0), inews_dev(n_docs - english, 0)]
+        english = min(wanted // 2, len(wiki_items()))
+        corpora = [wiki_dev(english, 0), inews_dev(wanted - english, 0)]
     if max_chars:
         for corpus in corpora:
-            corpus.docs = [(doc_id, text[:max_chars]) for doc_id, text in corpus.docs]
+            docs = []
+            for doc_id, text in corpus.docs:
+                for j in range(pieces):
+                    piece = text[j * max_chars : (j + 1) * max_chars]
+                    if piece.strip():
+                        docs.append((doc_id if pieces == 1 else f"{doc_id}-p{j}", piece))
+            corpus.docs = docs
+    total = sum(len(c.docs) for c in corpora)
+    for corpus in reversed(corpora):  # trim the surplus of the last pieces
+        surplus = total - n_docs
+        if surplus <= 0:
+            break
+        cut = min(surplus, len(corpus.docs))
+        corpus.docs = corpus.docs[: len(corpus.docs) - cut]
+        total -= cut
     return corpora
 
 
@@ -60,6 +77,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="embedding model (default: the settings' default)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the bare-encode pass")
     ap.add_argument("--max-chars", type=int, default=None, help="truncate each document to this many characters")
+    ap.add_argument("--pieces", type=int, default=1, help="with --max-chars: files cut from each document")
     ap.add_argument("--workdir", help="keep the knowledge base here instead of a temp folder")
     args = ap.parse_args()
 
@@ -72,7 +90,7 @@ def main() -> None:
     service.create_kb("bench")
     content = service.folder("bench").content
     n_files = 0
-    for corpus in build_corpus(args.corpus, args.docs, args.max_chars):
+    for corpus in build_corpus(args.corpus, args.docs, args.max_chars, args.pieces):
         write_files(corpus, content / corpus.name)
         n_files += len(corpus.docs)
     embedder = service.embedders.get(settings.embedding.model)
