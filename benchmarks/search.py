@@ -1,7 +1,8 @@
 """Search latency at 100,000 chunks: index search + hydration, full hybrid search, and bare query embedding.
 
 The KB is filled directly through the repository with synthetic unit vectors (the index part does not care where
-vectors come from) and real English/Chinese words as chunk text (so the BM25 index has realistic postings). Then:
+vectors come from) and 250-character windows of the development corpora as chunk text (so the BM25 index has a real
+term distribution); queries are the corpora's real queries (Wikipedia descriptions, news titles). Then:
 
 - index search + hydration: FAISS top-k over 100k vectors + fetching the k chunk rows (the query vector is given);
 - keyword search: FTS5 BM25 over the same chunks;
@@ -25,6 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
@@ -37,75 +39,18 @@ from kbqa.retrieval.retriever import RetrievalOptions, Retriever
 from kbqa.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-EN_WORDS = [
-    "knowledge",
-    "base",
-    "index",
-    "vector",
-    "search",
-    "query",
-    "answer",
-    "document",
-    "file",
-    "chunk",
-    "embedding",
-    "model",
-    "server",
-    "client",
-    "upload",
-    "retrieval",
-    "ranking",
-    "fusion",
-    "keyword",
-    "token",
-    "language",
-    "river",
-    "mountain",
-    "history",
-    "science",
-    "music",
-    "city",
-    "country",
-    "ocean",
-    "planet",
-    "energy",
-    "protein",
-    "market",
-    "software",
-    "network",
-    "security",
-    "storage",
-    "memory",
-    "database",
-    "table",
-    "page",
-    "section",
-    "chapter",
-]
-ZH_WORDS = [
-    "知识",
-    "文档",
-    "检索",
-    "向量",
-    "模型",
-    "服务",
-    "上传",
-    "问题",
-    "答案",
-    "历史",
-    "科学",
-    "音乐",
-    "城市",
-    "国家",
-    "海洋",
-    "能源",
-    "市场",
-    "网络",
-    "安全",
-    "数据",
-    "表格",
-    "章节",
-]
+CHUNK_CHARS = 250
+
+
+def real_texts() -> tuple[list[str], list[str]]:
+    """Development-corpus documents (English Wikipedia summaries + Chinese news) and their real queries."""
+    from corpora import inews_items, wiki_items
+
+    docs, queries = [], []
+    for items in (wiki_items(), inews_items()):
+        docs.extend(doc for _, _, doc in items)
+        queries.extend(query for _, query, _ in items)
+    return docs, queries
 
 
 def pct(values: list[float], q: float) -> float:
@@ -113,6 +58,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def fill(service: KnowledgeBaseService, kb: str, n_chunks: int, dim: int, rng: np.random.Generator) -> None:
+    """Chunks are 250-character windows at random offsets of real documents (about 3 windows per character of the
+    corpora at 100k chunks), so the keyword index sees a real term distribution; vectors are random unit vectors."""
+    docs, _ = real_texts()
     state = service.index_state(kb)
     per_file = 100
     with service.db.session() as s:
@@ -125,8 +73,9 @@ def fill(service: KnowledgeBaseService, kb: str, n_chunks: int, dim: int, rng: n
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
             chunks = []
             for i in range(count):
-                words = list(rng.choice(EN_WORDS, 25)) + list(rng.choice(ZH_WORDS, 10))
-                text = " ".join(words)
+                doc = docs[int(rng.integers(len(docs)))]
+                start = int(rng.integers(max(1, len(doc) - CHUNK_CHARS)))
+                text = doc[start : start + CHUNK_CHARS]
                 chunks.append(repo.NewChunk(i, text, f"{f}-{i}", {"page": 1}, vecs[i], index_text(text)))
             repo.insert_chunks(s, state.kb_id, row.id, chunks)
             row.chunk_count = count
@@ -154,7 +103,8 @@ def main() -> None:
     state = service.index_state("bench")  # stale generation: rebuilt from the stored vectors
     print(f"index rebuilt from the database in {time.perf_counter() - t0:.2f}s ({state.store.count()} vectors)")
 
-    queries = [" ".join(rng.choice(EN_WORDS, 4)) + " " + "".join(rng.choice(ZH_WORDS, 2)) for _ in range(args.queries)]
+    _, all_queries = real_texts()
+    queries = [all_queries[int(i)] for i in rng.choice(len(all_queries), args.queries, replace=False)]
     qvecs = rng.standard_normal((args.queries, dim)).astype(np.float32)
     qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
 
