@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,7 @@ class Retriever:
         self.settings: RetrievalSettings = settings.retrieval
         self.default_top_k = settings.kb.top_k
         self.rerankers = rerankers or RerankerCache(settings.embedding.device)
+        self._keyword_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kbqa-keyword")
 
     def _plan(self, o: RetrievalOptions) -> _Plan:
         s = self.settings
@@ -97,6 +99,14 @@ class Retriever:
         allowed = self._allowed_ids(states, opts)
         if allowed is not None and len(allowed) == 0:
             return []
+        # The keyword search needs no embedding: run it on another thread while the query is embedded
+        # (SQLite and the embedding engine both release the GIL).
+        match = match_query(query) if plan.keyword else None
+        keyword_job = (
+            self._keyword_pool.submit(self._keyword, [st.kb_id for st in states], match, plan.candidates, allowed)
+            if match is not None
+            else None
+        )
         query_vectors = self._query_vectors(states, query)
 
         dense: list[tuple[int, float]] = []
@@ -106,16 +116,7 @@ class Retriever:
                 dense.extend((int(i), float(c)) for i, c in zip(ids[0], scores[0], strict=True) if i >= 0)
             dense.sort(key=lambda kv: -kv[1])
             dense = dense[: plan.candidates]
-        keyword: list[tuple[int, float]] = []
-        match = match_query(query) if plan.keyword else None
-        if match is not None:
-            limit = plan.candidates * (10 if allowed is not None else 1)
-            with self.service.db.read() as s:
-                keyword = fulltext.search(s, [st.kb_id for st in states], match, limit)
-            if allowed is not None:
-                allowed_set = set(allowed.tolist())
-                keyword = [kv for kv in keyword if kv[0] in allowed_set]
-            keyword = keyword[: plan.candidates]
+        keyword = keyword_job.result() if keyword_job is not None else []
 
         if dense and keyword:
             if plan.fusion == "weighted":
@@ -142,6 +143,17 @@ class Retriever:
         if opts.score_threshold is not None:
             hits = [h for h in hits if h.distance <= opts.score_threshold]
         return hits[: plan.top_k]
+
+    def _keyword(
+        self, kb_ids: list[int], match: str, candidates: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        limit = candidates * (10 if allowed is not None else 1)
+        with self.service.db.read() as s:
+            found = fulltext.search(s, kb_ids, match, limit)
+        if allowed is not None:
+            allowed_set = set(allowed.tolist())
+            found = [kv for kv in found if kv[0] in allowed_set]
+        return found[:candidates]
 
     def _query_vectors(self, states: Sequence[IndexState], query: str) -> dict[str, np.ndarray]:
         vectors: dict[str, np.ndarray] = {}
