@@ -322,7 +322,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", action="store_true", help="GPU mode (skips cleanly without CUDA)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--max-tokens", type=int, default=128, help="new tokens per request (CPU mode; 128 as in the GPU setup)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=128, help="new tokens per request (CPU mode; 128 as in the GPU setup)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="requests per lane at concurrency <= 8")
     parser.add_argument("--naive-requests", type=int, default=4, help="requests in the naive loop")
     args = parser.parse_args()
