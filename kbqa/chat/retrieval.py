@@ -1,5 +1,4 @@
-"""The one seam between the API and retrieval: hybrid :class:`kbqa.retrieval.retriever.Retriever` when installed,
-otherwise the knowledge-base service's dense search."""
+"""The one seam between the API and retrieval: Chatchat's search arguments → the hybrid Retriever."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from typing import Any, Protocol
 
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.knowledge.service import KnowledgeBaseService, SearchHit
+from kbqa.retrieval.retriever import RetrievalOptions, Retriever
 from kbqa.settings import Settings
 
 
@@ -50,13 +50,8 @@ class _QueryView:
 def make_searcher(
     service: KnowledgeBaseService, settings: Settings, query_embedders: EmbedderPool | None = None
 ) -> Searcher:
-    try:
-        from kbqa.retrieval.retriever import RetrievalOptions, Retriever
-
-        view: Any = _QueryView(service, query_embedders) if query_embedders is not None else service
-        retriever = Retriever(view, settings)
-    except (ImportError, AttributeError):  # a build without the hybrid retriever: dense search only
-        return _dense_searcher(service)
+    view: Any = _QueryView(service, query_embedders) if query_embedders is not None else service
+    retriever = Retriever(view, settings)
 
     def search(
         kbs: str | Sequence[str],
@@ -74,28 +69,5 @@ def make_searcher(
         )
         hits = retriever.search(kbs, query, options)
         return [h for h in hits if _matches(h, file_name, metadata)]
-
-    return search
-
-
-def _dense_searcher(service: KnowledgeBaseService) -> Searcher:
-    def search(
-        kbs: str | Sequence[str],
-        query: str,
-        top_k: int | None,
-        score_threshold: float | None,
-        file_name: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        k = top_k or service.settings.kb.top_k
-        names = [kbs] if isinstance(kbs, str) else list(kbs)
-        # Filters are applied after the search: fetch more so that k survive them.
-        fetch = k * 10 if (file_name or metadata) else k
-        hits: list[SearchHit] = []
-        for name in names:
-            hits.extend(service.search(name, query, fetch, score_threshold))
-        hits = [h for h in hits if _matches(h, file_name, metadata)]
-        hits.sort(key=lambda h: h.distance)
-        return hits[:k]
 
     return search
