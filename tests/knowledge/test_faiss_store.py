@@ -20,7 +20,7 @@ def test_add_search_remove_with_stable_ids() -> None:
     store.add(ids, vecs)
     scores, found = store.search(vecs[5:6], 3)
     assert found[0][0] == 105
-    assert abs(scores[0][0] - 1.0) < 1e-5
+    assert abs(scores[0][0] - 1.0) < 1e-3  # float16 codes
     assert store.remove(np.array([105, 999], dtype=np.int64)) == 1
     _, found = store.search(vecs[5:6], 3)
     assert 105 not in found[0]
