@@ -1,0 +1,1 @@
+"""Process supervisor behind ``startup.py``: see :mod:`kbqa.launcher.main`."""

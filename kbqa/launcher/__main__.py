@@ -1,0 +1,5 @@
+import sys
+
+from kbqa.launcher.main import main
+
+sys.exit(main())
