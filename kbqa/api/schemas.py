@@ -4,6 +4,7 @@ Chatchat's clients send some (``placeholder``, ``not_refresh_vs_cache``) that me
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -149,6 +150,44 @@ class EvaluateRequest(_Body):
         '{"query": ..., "relevant_chunk_ids": [...]}',
     )
     modes: list[str] | None = Field(None, description="Retrieval modes to compare (default: all)")
+
+
+class KBDetail(BaseModel):
+    name: str
+    info: str
+    vs_type: str = Field(..., description="Vector store backend (faiss)")
+    embed_model: str
+    embed_dim: int
+    file_count: int
+    chunk_count: int
+    created_at: datetime
+
+
+class KBDetailsResponse(BaseResponse):
+    data: list[KBDetail] = Field(default_factory=list)  # type: ignore[assignment]
+
+
+class FileDetail(BaseModel):
+    path: str = Field(..., description="Relative path inside the KB's content folder (posix, may hold sub-folders)")
+    ext: str
+    size: int = Field(..., description="Bytes")
+    mtime: float = Field(..., description="Modification time of the file when it was ingested (Unix seconds)")
+    loader: str
+    splitter: str
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+    custom_docs: bool = Field(..., description="Chunks were given by the client (docs=) instead of parsed")
+    chunk_count: int
+    status: str = Field(..., description="ready, or error (see error) when the file could not be ingested")
+    error: str
+    in_folder: bool = Field(..., description="The file is still in the content folder")
+    created_at: datetime
+    updated_at: datetime
+
+
+class FileDetailsResponse(BaseResponse):
+    data: list[FileDetail] = Field(default_factory=list)  # type: ignore[assignment]
 
 
 # --- llm / server / other ------------------------------------------------------------------------------------------

@@ -1,19 +1,27 @@
-"""Native routes Chatchat has none of: liveness, readiness, retrieval evaluation."""
+"""Native routes Chatchat has none of: liveness, readiness, KB and file details, retrieval evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
-from kbqa.api.schemas import BaseResponse, EvaluateRequest
+from kbqa.api.schemas import (
+    BaseResponse,
+    EvaluateRequest,
+    FileDetail,
+    FileDetailsResponse,
+    KBDetail,
+    KBDetailsResponse,
+)
 from kbqa.errors import KBNotFound
 
 router = APIRouter(tags=["Health"])
@@ -45,6 +53,32 @@ async def ready(ctx: Ctx) -> JSONResponse:
     ok = checks.get("database") == "ok" and checks.get("embedding_model") == "ok"
     status = 200 if ok else 503
     return JSONResponse(body(status, "ready" if ok else "not ready", checks), status_code=status)
+
+
+@router.get(
+    "/knowledge_base/list_kb_details",
+    tags=["Knowledge Base Management"],
+    summary="Knowledge bases with their description, vector store, embedding model and counts",
+    response_model=KBDetailsResponse,
+)
+async def list_kb_details(ctx: Ctx) -> KBDetailsResponse:
+    # Chatchat's web UI read these from the server's database in-process; ours asks over HTTP like any client.
+    kbs = await run_in_threadpool(ctx.service.list_kbs)
+    return KBDetailsResponse(data=[KBDetail(**dataclasses.asdict(kb)) for kb in kbs])
+
+
+@router.get(
+    "/knowledge_base/list_file_details",
+    tags=["Knowledge Base Management"],
+    summary="A knowledge base's files with size, chunk count, status and error",
+    response_model=FileDetailsResponse,
+)
+async def list_file_details(
+    request: Request, ctx: Ctx, knowledge_base_name: str = Query(..., examples=["samples"])
+) -> FileDetailsResponse:
+    kb = names.kb_name(request, knowledge_base_name)
+    files = await run_in_threadpool(ctx.service.list_files, kb)
+    return FileDetailsResponse(data=[FileDetail(**dataclasses.asdict(f)) for f in files])
 
 
 def _evaluate_available() -> bool:

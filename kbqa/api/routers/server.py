@@ -11,6 +11,7 @@ from kbqa.api.context import Ctx
 from kbqa.api.errors import ApiError
 from kbqa.api.schemas import BaseResponse, EmbedTextsRequest, PromptTemplateRequest
 from kbqa.errors import EmbeddingModelError
+from kbqa.store.registry import available_types
 
 router = APIRouter(tags=["Server State"])
 
@@ -31,6 +32,9 @@ async def get_server_configs(ctx: Ctx) -> dict[str, Any]:
         "TEXT_SPLITTER_NAME": s.kb.text_splitter,
         "text_splitter_dict": {s.kb.text_splitter: {"source": "characters"}},
         "EMBEDDING_MODEL": s.embedding.model,
+        # Not in Chatchat: the choices a client may offer when it creates a knowledge base.
+        "EMBEDDING_MODELS": list(dict.fromkeys([s.embedding.model, *s.embedding.models])),
+        "VS_TYPES": available_types(),
         "LLM_MODELS": [s.llm.client.model],
         "HISTORY_LEN": 3,
         "TEMPERATURE": s.llm.client.temperature,

@@ -1,0 +1,69 @@
+"""The native detail routes the web UI's tables are built from: knowledge bases with their settings and counts, a
+knowledge base's files with size, chunks, status and error, and the creation choices in /server/configs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.conftest import LiveServer, ServerFactory
+
+KB = "details_kb"
+GOOD = "# Ports\n\nThe API server listens on port 7861. The web UI listens on port 8501.\n"
+
+
+@pytest.fixture(scope="module")
+def server(server_factory: ServerFactory) -> LiveServer:
+    srv = server_factory()
+    with srv.client() as c:
+        body = {"knowledge_base_name": KB, "kb_info": "ports and services", "embed_model": "all-MiniLM-L6-v2"}
+        assert c.post("/knowledge_base/create_knowledge_base", json=body).status_code == 200
+        files = [
+            ("files", ("guide/ports.md", GOOD.encode(), "text/markdown")),
+            ("files", ("broken.pdf", b"%PDF-1.4 this is not a pdf", "application/pdf")),
+        ]
+        r = c.post("/knowledge_base/upload_docs", data={"knowledge_base_name": KB}, files=files)
+        assert set(r.json()["data"]["failed_files"]) == {"broken.pdf"}
+    return srv
+
+
+@pytest.fixture(scope="module")
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def test_kb_details(client: httpx.Client) -> None:
+    r = client.get("/knowledge_base/list_kb_details")
+    assert r.status_code == 200 and r.json()["code"] == 200
+    (kb,) = [k for k in r.json()["data"] if k["name"] == KB]
+    assert kb["info"] == "ports and services" and kb["vs_type"] == "faiss"
+    assert kb["embed_model"] == "all-MiniLM-L6-v2" and kb["embed_dim"] == 384
+    assert kb["file_count"] == 2 and kb["chunk_count"] >= 1 and kb["created_at"]
+
+
+def test_file_details(client: httpx.Client) -> None:
+    r = client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": KB})
+    assert r.status_code == 200
+    files = {f["path"]: f for f in r.json()["data"]}
+    good, bad = files["guide/ports.md"], files["broken.pdf"]
+    assert good["status"] == "ready" and good["error"] == "" and good["chunk_count"] >= 1
+    assert good["size"] == len(GOOD.encode()) and good["in_folder"] and good["updated_at"]
+    assert bad["status"] == "error" and bad["error"] and bad["chunk_count"] == 0
+    assert "sha256" not in good  # the response model keeps to what a client needs
+
+
+def test_file_details_errors_follow_the_mapping(client: httpx.Client) -> None:
+    r = client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": "no_such_kb"})
+    assert r.status_code == 404 and r.json() == {"code": 404, "msg": "未找到知识库 no_such_kb", "data": None}
+    r = client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": "..%2F..%2Fetc"})
+    assert r.status_code == 400 and r.json()["code"] == 403
+
+
+def test_server_configs_offer_creation_choices(client: httpx.Client) -> None:
+    configs = client.post("/server/configs").json()
+    assert configs["VS_TYPES"] == ["faiss"]
+    assert configs["EMBEDDING_MODELS"][0] == configs["EMBEDDING_MODEL"] == "multilingual-e5-small"
+    assert "all-MiniLM-L6-v2" in configs["EMBEDDING_MODELS"]
