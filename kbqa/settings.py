@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
 from kbqa.llm.settings import LLMSettings
+from kbqa.webui.settings import WebUISettings
 
 CONFIG_ENV = "KBQA_CONFIG"
 DEFAULT_CONFIG_RELATIVE = Path("configs") / "settings.yaml"
@@ -147,6 +148,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: APISettings = Field(default_factory=APISettings)
+    webui: WebUISettings = Field(default_factory=WebUISettings)
 
     @classmethod
     def settings_customise_sources(
