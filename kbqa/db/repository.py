@@ -77,7 +77,8 @@ def chunk_ids_of_file(session: Session, file_id: int) -> list[int]:
 def delete_chunks_of_file(session: Session, file_id: int) -> list[int]:
     ids = chunk_ids_of_file(session, file_id)
     if ids:
-        fulltext.remove(session, ids)
+        kb_id = session.scalars(select(KnowledgeFile.kb_id).where(KnowledgeFile.id == file_id)).one()
+        fulltext.remove(session, kb_id, ids)
         session.execute(delete(Chunk).where(Chunk.file_id == file_id))
     return ids
 

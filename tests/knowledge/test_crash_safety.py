@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from kbqa.db import fulltext
-from kbqa.db.models import Chunk, KnowledgeFile
+from kbqa.db.models import Chunk, KnowledgeBase, KnowledgeFile
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.knowledge.service import KnowledgeBaseService
 from tests.conftest import REPO_ROOT, make_settings
@@ -68,7 +68,10 @@ def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str])
         assert per_file.get(f.id, 0) == f.chunk_count > 0
     assert set(per_file) <= {f.id for f in files.values()}
     with svc.db.read() as s:  # the keyword index holds exactly the committed chunks too
-        fts_ids = set(s.scalars(text(f"SELECT rowid FROM {fulltext.TABLE}")))
+        kb_id = s.scalars(select(KnowledgeBase.id).where(KnowledgeBase.name == "crash")).one()
+        fts_ids = (
+            set(s.scalars(text(f"SELECT rowid FROM {fulltext.table(kb_id)}"))) if fulltext.count(s, kb_id) else set()
+        )
     assert fts_ids == chunk_ids
     state = svc.indexes.get("crash", svc._index_folder)
     ids = state.store.search(np.ones((1, state.dim), np.float32), max(1, len(chunk_ids)))[1][0]

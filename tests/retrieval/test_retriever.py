@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from kbqa.db import fulltext
-from kbqa.db.models import Chunk
+from kbqa.db.models import Chunk, KnowledgeBase
 from kbqa.ingest.keywords import match_query, tokenize
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.retrieval.evaluate import evaluate_kb, parse_golden
 from kbqa.retrieval.retriever import RetrievalOptions, Retriever
 from kbqa.retrieval.rewrite import rewrite_query
 from kbqa.settings import Settings
+from tests.conftest import make_settings
 
 DOCS = {
     "tea.txt": "Green tea is made from unoxidised leaves. Black tea is fully oxidised before drying.",
@@ -106,8 +107,15 @@ def test_several_kbs_in_one_search(retriever: Retriever, service: KnowledgeBaseS
 def _fts_count(service: KnowledgeBaseService) -> tuple[int, int]:
     with service.db.read() as s:
         chunks = s.scalar(select(func.count()).select_from(Chunk))
-        fts = s.execute(text(f"SELECT count(*) FROM {fulltext.TABLE}")).scalar()
-    return int(chunks or 0), int(fts or 0)
+        kb_ids = s.scalars(select(KnowledgeBase.id)).all()
+        fts = sum(fulltext.count(s, kb_id) for kb_id in kb_ids)
+    return int(chunks or 0), int(fts)
+
+
+def _fts_tables(service: KnowledgeBaseService) -> list[str]:
+    with service.db.read() as s:
+        names = s.scalars(text("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'chunk_fts_*'"))
+        return [n for n in names if n.removeprefix("chunk_fts_").isdigit()]
 
 
 def test_keyword_index_stays_in_step_with_updates_and_deletes(
@@ -122,14 +130,18 @@ def test_keyword_index_stays_in_step_with_updates_and_deletes(
     assert retriever.search("kb", "unoxidised", RetrievalOptions(dense=False)) == []  # old text is gone
     service.delete_files("kb", ["tea.txt"])
     assert retriever.search("kb", "oolong", RetrievalOptions(dense=False)) == []
+    kb_table = fulltext.table(service.index_state("kb").kb_id)
+    assert kb_table in _fts_tables(service)
     service.delete_kb("kb")
     assert _fts_count(service) == (0, 0)
+    assert kb_table not in _fts_tables(service)  # the knowledge base's keyword table went with it
 
 
 def test_lost_keyword_rows_are_rebuilt_on_open(service: KnowledgeBaseService, settings: Settings, embedders) -> None:  # type: ignore[no-untyped-def]
     fill(service, "kb", DOCS)
+    kb_table = fulltext.table(service.index_state("kb").kb_id)
     with service.db.session() as s:  # as after a build without the keyword index, or a damaged table
-        s.execute(text(f"DELETE FROM {fulltext.TABLE}"))
+        s.execute(text(f"DELETE FROM {kb_table}"))
     fresh = KnowledgeBaseService(settings, embedders=embedders)
     hits = Retriever(fresh, settings).search("kb", "复兴号", RetrievalOptions(dense=False))
     assert paths(hits) == ["zh/高铁.txt"]
@@ -190,3 +202,34 @@ def test_rerank_stage_reorders_with_a_local_cross_encoder(
     assert len(hits) == 3
     assert [h.rank_score for h in hits] == sorted((h.rank_score for h in hits), reverse=True)
     assert r.rerankers.get(settings.retrieval.rerank_model) is r.rerankers.get(settings.retrieval.rerank_model)
+
+
+def test_shared_keyword_table_of_earlier_versions_is_migrated(tmp_path: Path, embedders) -> None:  # type: ignore[no-untyped-def]
+    """Databases written before the keyword index was split per knowledge base keep their rows (moved, not lost)."""
+    settings = make_settings(tmp_path)
+    service = KnowledgeBaseService(settings, embedders=embedders)
+    service.create_tables()
+    fill(service, "old", {"tea.txt": "Oolong tea is partly oxidised."})
+    kb_id = service.index_state("old").kb_id
+    with service.db.session() as s:  # rewrite the rows into the shared layout of earlier versions
+        rows = s.execute(text(f"SELECT rowid, tokens FROM {fulltext.table(kb_id)}")).all()
+        s.execute(text(f"DROP TABLE {fulltext.table(kb_id)}"))
+        s.execute(
+            text("CREATE VIRTUAL TABLE chunk_fts USING fts5(tokens, kb_id UNINDEXED, tokenize='porter unicode61')")
+        )
+        for rowid, tokens in rows:
+            s.execute(
+                text("INSERT INTO chunk_fts(rowid, tokens, kb_id) VALUES (:r, :t, :k)"),
+                {"r": rowid, "t": tokens, "k": kb_id},
+            )
+    service.close()
+
+    reopened = KnowledgeBaseService(settings, embedders=embedders)
+    reopened.create_tables()
+    assert _fts_tables(reopened) == [fulltext.table(kb_id)]
+    with reopened.db.read() as s:
+        assert fulltext.count(s, kb_id) == len(rows) > 0
+        assert s.execute(text("SELECT count(*) FROM sqlite_master WHERE name = 'chunk_fts'")).scalar() == 0
+    hits = Retriever(reopened, settings).search("old", "oolong", RetrievalOptions(dense=False))
+    assert paths(hits) == ["tea.txt"]
+    reopened.close()
