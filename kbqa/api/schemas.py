@@ -64,6 +64,11 @@ class KBChatRequest(_LLMFields):
     top_k: int | None = _TOP_K
     score_threshold: float | None = _THRESHOLD
     history: list[History] = Field(default_factory=list)
+    conversation_id: str = Field(
+        "",
+        description="Not in Chatchat: when set, the question and answer are recorded under this conversation and the "
+        "last event carries `message_id`, so the answer can be rated with /chat/feedback",
+    )
 
 
 class FileChatRequest(_LLMFields):
@@ -72,6 +77,11 @@ class FileChatRequest(_LLMFields):
     top_k: int | None = _TOP_K
     score_threshold: float | None = _THRESHOLD
     history: list[History] = Field(default_factory=list)
+    conversation_id: str = Field(
+        "",
+        description="Not in Chatchat: when set, the question and answer are recorded under this conversation and the "
+        "last event carries `message_id`, so the answer can be rated with /chat/feedback",
+    )
 
 
 # --- knowledge bases -----------------------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from kbqa.api.settings import APISettings
 from kbqa.chat.prompts import PromptTemplates
+from kbqa.chat.records import ChatRecords
 from kbqa.chat.retrieval import Searcher
 from kbqa.chat.sources import chatchat_docs, sources_of
 from kbqa.knowledge.service import SearchHit
@@ -128,3 +131,19 @@ async def chatchat_events(
     else:
         answer = await kb_chat.complete(grounded, options)
         yield {"answer": answer, "docs": grounded.docs, "sources": grounded.sources}
+
+
+async def recorded_events(events: AsyncIterator[dict], records: ChatRecords, message_id: str) -> AsyncIterator[dict]:
+    """Record the answer of a KB or file chat under ``message_id`` and add the id to the event that carries the
+    docs (the last one), so the client can rate the answer with /chat/feedback."""
+    parts: list[str] = []
+    try:
+        async for event in events:
+            if "answer" in event:
+                parts.append(str(event["answer"]))
+            if "docs" in event:
+                event = {**event, "message_id": message_id}
+            yield event
+    finally:
+        # Recorded even when the client went away mid-stream: what was generated is the response.
+        await run_in_threadpool(records.set_response, message_id, "".join(parts))

@@ -95,6 +95,23 @@ def test_kb_chat_nothing_found_says_so(client: httpx.Client, server: LiveServer)
     assert events[0]["sources"] == [] and "未找到相关文档" in events[0]["docs"][0]
 
 
+def test_kb_chat_with_conversation_id_is_recorded_for_feedback(client: httpx.Client, server: LiveServer) -> None:
+    # Not in Chatchat (its KB chat kept no record): with a conversation_id the answer gets a message_id to rate.
+    _, events = sse_events(client, "/chat/knowledge_base_chat", _kb_chat_body(stream=True, conversation_id="kbconv"))
+    final = events[-1]
+    assert set(final) == {"docs", "sources", "message_id"} and all("message_id" not in e for e in events[:-1])
+    from kbqa.db.models import Message
+
+    with server.service.db.read() as s:
+        row = s.get(Message, final["message_id"])
+        assert row is not None and row.chat_type == "knowledge_base_chat" and row.conversation_id == "kbconv"
+        assert row.response == "".join(e.get("answer", "") for e in events) and row.meta["knowledge_base_name"] == KB
+    r = client.post("/chat/feedback", json={"message_id": final["message_id"], "score": 0, "reason": "wrong port"})
+    assert r.status_code == 200
+    r = client.post("/chat/knowledge_base_chat", json=_kb_chat_body(conversation_id="not a valid id!"))
+    assert r.status_code == 400
+
+
 def test_kb_chat_missing_kb_is_json_404(client: httpx.Client) -> None:
     r = client.post("/chat/knowledge_base_chat", json={"query": "hi", "knowledge_base_name": "no_such_kb"})
     assert r.status_code == 404 and r.json() == {"code": 404, "msg": "未找到知识库 no_such_kb", "data": None}
@@ -135,6 +152,8 @@ def test_file_chat(client: httpx.Client) -> None:
     _, events = sse_events(client, "/chat/file_chat", body)
     assert len(events) == 1 and events[0]["answer"].strip()
     assert events[0]["docs"][0].startswith("出处 [1] [notes/ports.txt] \n\n")
+    _, recorded = sse_events(client, "/chat/file_chat", {**body, "conversation_id": "fileconv"})
+    assert len(recorded[0]["message_id"]) == 32
     r = client.post("/chat/file_chat", json={**body, "knowledge_id": "f" * 32})
     assert r.status_code == 404 and r.json()["msg"] == f"未找到临时知识库 {'f' * 32}，请先上传文件"
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
-from kbqa.api.context import Ctx
+from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import BaseResponse, ChatRequest, FeedbackRequest, FileChatRequest, KBChatRequest
 from kbqa.api.sse import prefetched, sse_response
 from kbqa.chat.history import as_messages
-from kbqa.chat.kb_chat import LLMOptions, chatchat_events
+from kbqa.chat.kb_chat import LLMOptions, chatchat_events, recorded_events
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 
@@ -40,6 +42,13 @@ async def feedback(req: FeedbackRequest, ctx: Ctx) -> BaseResponse:
     return BaseResponse(msg=f"已反馈聊天记录 {req.message_id}")
 
 
+async def _recorded(
+    ctx: AppContext, events: AsyncIterator[dict], chat_type: str, query: str, conversation_id: str, meta: dict
+) -> AsyncIterator[dict]:
+    message_id = await run_in_threadpool(ctx.records.add_message, chat_type, query, conversation_id, meta)
+    return recorded_events(events, ctx.records, message_id)
+
+
 @router.post("/knowledge_base_chat", summary="与知识库对话 (chat with a knowledge base)", responses=_SSE)
 async def knowledge_base_chat(req: KBChatRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
@@ -51,8 +60,11 @@ async def knowledge_base_chat(req: KBChatRequest, request: Request, ctx: Ctx):  
     threshold = kb_settings.score_threshold if req.score_threshold is None else req.score_threshold
     hits = await run_in_threadpool(ctx.kb_chat.retrieve, kb, req.query, history, top_k, threshold)
     grounded = ctx.kb_chat.ground(hits, req.query, history, req.prompt_name, ctx.public_url(request))
-    events = await prefetched(chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream))
-    return sse_response(events, ctx.settings.api.sse_ping_s)
+    events = chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream)
+    if req.conversation_id:
+        meta = {"knowledge_base_name": kb}
+        events = await _recorded(ctx, events, "knowledge_base_chat", req.query, req.conversation_id, meta)
+    return sse_response(await prefetched(events), ctx.settings.api.sse_ping_s)
 
 
 @router.post("/file_chat", summary="文件对话 (chat with uploaded temporary files)", responses=_SSE)
@@ -67,8 +79,11 @@ async def file_chat(req: FileChatRequest, ctx: Ctx):  # type: ignore[no-untyped-
     hits = await run_in_threadpool(ctx.temp_kbs.search, req.knowledge_id, query, top_k, threshold)
     # No download links: temporary files are not served (Chatchat's file chat had none either).
     grounded = ctx.kb_chat.ground(hits, req.query, history, req.prompt_name, None)
-    events = await prefetched(chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream))
-    return sse_response(events, ctx.settings.api.sse_ping_s)
+    events = chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream)
+    if req.conversation_id:
+        meta = {"knowledge_id": req.knowledge_id}
+        events = await _recorded(ctx, events, "file_chat", req.query, req.conversation_id, meta)
+    return sse_response(await prefetched(events), ctx.settings.api.sse_ping_s)
 
 
 def _not_implemented(what: str) -> None:
