@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from kbqa.cors import check_origins
+
 
 class APISettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +24,9 @@ class APISettings(BaseModel):
         "included. Empty: no authentication.",
     )
     cors_origins: list[str] = Field(
-        default_factory=list, description="Browser origins allowed by CORS (credentials allowed). Empty: CORS off."
+        default_factory=list,
+        description="Browser origins allowed by CORS (credentials allowed), each scheme://host[:port]; '*' and "
+        "'null' are refused. Empty: CORS off.",
     )
     max_upload_mb: float = Field(
         1024.0,
@@ -71,8 +75,6 @@ class APISettings(BaseModel):
 
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
         # Credentials are allowed, and a wildcard with credentials lets any web page act as the user.
-        if any(o.strip() == "*" for o in origins):
-            raise ValueError("cors_origins must list origins; '*' is not allowed because credentials are allowed")
-        return origins
+        return check_origins(origins)

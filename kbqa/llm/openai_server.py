@@ -1,8 +1,10 @@
 """OpenAI-compatible HTTP server in front of the controller and its workers.
 
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
-``POST /v1/embeddings``, ``GET /health``. When API keys are configured every route, ``/health`` included, needs
-``Authorization: Bearer <key>``.
+``POST /v1/embeddings``, ``GET /health``, and ``GET /ui``: the plain-JavaScript chat page of
+``examples/web-client/``. When API keys are configured every route but ``/ui``, ``/health`` included, needs
+``Authorization: Bearer <key>``; the page asks its user for the key. Browsers on other origins are let in by
+``allowed_origins`` (CORS with credentials, exact origins only).
 
 Run: ``python -m kbqa.llm.openai_server [--port 8000] [--controller-address URL] [--api-keys k1,k2]``.
 """
@@ -13,11 +15,12 @@ import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +43,8 @@ from kbqa.llm.protocol import (
 from kbqa.llm.settings import OpenAIServerSettings
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+WEB_CLIENT_PAGE = Path(__file__).resolve().parents[2] / "examples" / "web-client" / "index.html"
+WEB_CLIENT_PATHS = frozenset({"/ui", "/ui/"})
 
 
 def _key_checker(settings: OpenAIServerSettings) -> Callable[[str | None], bool]:
@@ -59,11 +64,14 @@ def _key_checker(settings: OpenAIServerSettings) -> Callable[[str | None], bool]
 
 class AuthMiddleware:
     """Pure ASGI (not BaseHTTPMiddleware) so streamed responses and client disconnects pass through untouched.
-    Guards every route, unknown ones included, and tags every answer with an ``x-request-id``."""
+    Guards every route but ``open_paths``, unknown ones included, and tags every answer with an ``x-request-id``."""
 
-    def __init__(self, app: ASGIApp, key_ok: Callable[[str | None], bool]) -> None:
+    def __init__(
+        self, app: ASGIApp, key_ok: Callable[[str | None], bool], open_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.key_ok = key_ok
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +86,8 @@ class AuthMiddleware:
             await send(message)
 
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
-        if not preflight and not self.key_ok(headers.get("authorization")):
+        open_path = scope["path"] in self.open_paths
+        if not preflight and not open_path and not self.key_ok(headers.get("authorization")):
             response = error_response(
                 AuthenticationFailed("Incorrect or missing API key; send 'Authorization: Bearer <key>'.")
             )
@@ -103,14 +112,30 @@ def create_app(settings: OpenAIServerSettings) -> FastAPI:
     app = FastAPI(title="kbqa OpenAI-compatible server", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
 
-    app.add_middleware(AuthMiddleware, key_ok=key_ok)
+    # The page is a public static file; everything it calls stays behind the key.
+    open_paths = WEB_CLIENT_PATHS if settings.web_client else frozenset()
+    app.add_middleware(AuthMiddleware, key_ok=key_ok, open_paths=open_paths)
     if settings.allowed_origins:
+        # Outside the auth layer: preflights carry no key, and a 401 must carry CORS headers or the page could not
+        # read why it was refused. Origins are exact (checked in the settings), so credentials are safe to allow.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
+            allow_credentials=True,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
         )
+
+    if settings.web_client:
+
+        @app.get("/ui", include_in_schema=False)
+        @app.get("/ui/", include_in_schema=False)
+        async def web_client() -> Response:
+            # Read on each request: the page is a plain file a developer edits and reloads.
+            if not WEB_CLIENT_PAGE.is_file():
+                return PlainTextResponse(f"{WEB_CLIENT_PAGE} is missing (run from a clone of kbqa)", status_code=404)
+            return HTMLResponse(WEB_CLIENT_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models() -> ModelList:
@@ -146,7 +171,7 @@ def create_app(settings: OpenAIServerSettings) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pydantic import SecretStr
+    from pydantic import SecretStr, ValidationError
 
     from kbqa.llm.service_cli import base_parser, run_app, settings_from
 
@@ -156,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         "--api-keys",
         help="comma-separated bearer keys required on every route (prefer settings/env for secrets)",
     )
-    parser.add_argument("--allowed-origins", help="comma-separated CORS origins (default: CORS off)")
+    parser.add_argument(
+        "--allowed-origins", help="comma-separated CORS origins, scheme://host[:port] each (default: CORS off)"
+    )
+    parser.add_argument("--no-web-client", action="store_true", help="do not serve the chat page at /ui")
     args = parser.parse_args(argv)
     settings = settings_from(args).llm.openai_server
     update: dict[str, Any] = {
@@ -168,7 +196,14 @@ def main(argv: list[str] | None = None) -> None:
         update["api_keys"] = [SecretStr(k.strip()) for k in args.api_keys.split(",") if k.strip()]
     if args.allowed_origins:
         update["allowed_origins"] = [o.strip() for o in args.allowed_origins.split(",") if o.strip()]
-    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    if args.no_web_client:
+        update["web_client"] = False
+    merged = {**settings.model_dump(), **{k: v for k, v in update.items() if v is not None}}
+    try:
+        # Validated, not model_copy'd: flags get the same checks as the settings file (no '*' origin).
+        settings = OpenAIServerSettings.model_validate(merged)
+    except ValidationError as exc:
+        parser.exit(2, f"kbqa openai server: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}\n")
     run_app(create_app(settings), settings.host, settings.port, args.log_level)
 
 

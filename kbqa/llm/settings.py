@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from kbqa.cors import check_origins
 
 
 class _Section(BaseModel):
@@ -99,7 +101,14 @@ class OpenAIServerSettings(_Section):
         description="Bearer keys accepted on every route. Empty: no authentication (bind to loopback then).",
     )
     allowed_origins: list[str] = Field(
-        default_factory=list, description="CORS origins allowed to call the server. Empty: CORS off."
+        default_factory=list,
+        description="Browser origins allowed by CORS (credentials allowed), each scheme://host[:port]; '*' and "
+        "'null' are refused. Empty: CORS off.",
+    )
+    web_client: bool = Field(
+        True,
+        description="Serve the plain-JavaScript chat page (examples/web-client/index.html) at /ui. The page holds "
+        "no secrets, so it is served without an API key; the calls it makes need one like any other client.",
     )
     worker_timeout_s: float = Field(
         600.0, gt=0, description="Longest silence tolerated from a worker while it generates."
@@ -111,6 +120,12 @@ class OpenAIServerSettings(_Section):
         2.0, ge=0, description="Seconds a model list from the controller is reused before asking again."
     )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent when no worker can take a request.")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        # Credentials are allowed, and a wildcard with credentials lets any web page act as the user.
+        return check_origins(origins)
 
 
 class ClientSettings(_Section):
