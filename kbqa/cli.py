@@ -1,4 +1,5 @@
-"""The ``kbqa`` command: database set-up (Chatchat's init_database.py flags), knowledge bases, ingestion, search.
+"""The ``kbqa`` command: database set-up (Chatchat's init_database.py flags), knowledge bases, ingestion, search,
+terminal chat (FastChat's cli) and a worker smoke test (FastChat's test_message).
 
 Exit codes: 0 success, 1 error (message on stderr), 2 bad usage, 3 finished but some files failed (listed).
 """
@@ -15,7 +16,10 @@ from pathlib import Path
 
 from kbqa.errors import KBQAError
 from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
+from kbqa.llm.test_message import add_arguments as add_test_message_arguments
+from kbqa.llm.test_message import run as run_test_message
 from kbqa.settings import Settings, load_settings
+from kbqa.terminal.chat import add_chat_arguments, run_chat
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
@@ -272,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N queries")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("chat", help="talk to a model or a knowledge base in the terminal (FastChat's cli)")
+    add_chat_arguments(p)
+    p.set_defaults(func=run_chat)
+
+    p = sub.add_parser("test-message", help="check that a worker answers: one short message through the controller")
+    add_test_message_arguments(p)
+    p.set_defaults(func=run_test_message)
     return parser
 
 

@@ -78,6 +78,9 @@ def converted_folder(gguf_file: Path, cache_dir: Path) -> Path:
 def ensure_hf_folder(model_path: Path, cache_dir: Path | None) -> Path:
     """A Hugging Face folder holding ``model_path``'s weights: the path itself, or its cached GGUF conversion."""
     if model_path.is_dir():
+        if not (model_path / "config.json").is_file():
+            # Said here in one line; transformers would fail later with a paragraph about tokenizer classes.
+            raise ModelLoadError(f"{model_path} is not a Hugging Face model folder (it has no config.json)")
         return model_path
     if not model_path.is_file():
         raise ModelLoadError(f"model path does not exist: {model_path}")
