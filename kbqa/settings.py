@@ -136,6 +136,22 @@ class RetrievalSettings(_Section):
     )
 
 
+class LauncherSettings(_Section):
+    ready_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds startup.py waits for every service to answer its readiness check before it gives up "
+        "(the first run converts the bundled model and indexes the samples knowledge base).",
+    )
+    stop_grace_s: float = Field(
+        10.0, gt=0, description="Seconds a service gets to exit after SIGTERM before it is killed."
+    )
+    init_samples: bool = Field(
+        True,
+        description="On start, create the database and index the samples knowledge base when it is not there yet.",
+    )
+
+
 class Settings(BaseSettings):
     """All of kbqa's settings. Build with :func:`load_settings`."""
 
@@ -149,6 +165,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: APISettings = Field(default_factory=APISettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)
+    launcher: LauncherSettings = Field(default_factory=LauncherSettings)
 
     @classmethod
     def settings_customise_sources(

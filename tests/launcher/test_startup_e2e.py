@@ -1,0 +1,75 @@
+"""`python startup.py -a` end to end, as a user runs it on a fresh checkout: every service comes up on the bundled
+models, the samples knowledge base is indexed on first run, a file uploaded through the API is answered from with
+sources, and Ctrl-C leaves no process and no bound port behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.launcher.launch_root import alive, children_of, make_root, port_free, read_until, stop
+
+pytestmark = pytest.mark.slow
+
+
+def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    proc = root.start("-a")
+    try:
+        out = read_until(proc, r"Press Ctrl-C", timeout=300)
+        assert re.search(r"kbqa: ready in [\d.]+ s", out)
+        for port in root.ports.values():
+            assert f"http://127.0.0.1:{port}" in out
+        assert "first run: indexing the samples knowledge base" in out
+        kids = children_of(proc.pid)
+        assert len(kids) >= 5
+
+        with httpx.Client(base_url=root.api_url, timeout=300) as api:
+            # First run: the samples knowledge base was created and indexed before the API came up.
+            kbs = api.get("/knowledge_base/list_knowledge_bases").json()["data"]
+            assert "samples" in kbs
+            files = api.get("/knowledge_base/list_files", params={"knowledge_base_name": "samples"}).json()["data"]
+            assert len(files) >= 10
+
+            r = api.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "e2e"})
+            assert r.status_code == 200, r.text
+            note = "The Zephyr-9 turbine in hall C is inspected every 41 days by the night shift.\n"
+            r = api.post(
+                "/knowledge_base/upload_docs",
+                data={"knowledge_base_name": "e2e"},
+                files=[("files", ("turbine.txt", note.encode(), "text/plain"))],
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["failed_files"] == {}
+
+            r = api.post(
+                "/chat/knowledge_base_chat",
+                json={
+                    "query": "How often is the Zephyr-9 turbine inspected?",
+                    "knowledge_base_name": "e2e",
+                    "stream": False,
+                    "max_tokens": 16,
+                },
+            )
+            assert r.status_code == 200, r.text
+            event = json.loads(r.text.removeprefix("data: ").strip().splitlines()[0])
+            assert event["answer"].strip()
+            assert event["sources"][0]["file"] == "turbine.txt"
+            assert "41 days" in event["sources"][0]["text"]
+
+            # The web UI is served (its health endpoint and the page shell).
+            ui = httpx.get(f"http://127.0.0.1:{root.ports['webui']}/_stcore/health", timeout=10)
+            assert ui.status_code == 200
+    except BaseException:
+        proc.kill()
+        raise
+
+    out = stop(proc)
+    assert proc.returncode == 0, out
+    assert not [pid for pid in kids if alive(pid)], "children left running after Ctrl-C"
+    busy = [name for name, port in root.ports.items() if not port_free(port)]
+    assert not busy, f"ports still bound after Ctrl-C: {busy}"
