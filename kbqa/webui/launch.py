@@ -23,6 +23,7 @@ def streamlit_argv(
     api_url: str | None = None,
     extra: Sequence[str] = (),
     python: str = sys.executable,
+    script: Path | str = SCRIPT,
 ) -> list[str]:
     """The command that serves the UI on ``host:port``; ``extra`` goes to the script (e.g. ``--config FILE``)."""
     script_args = [*(["--api-url", api_url] if api_url else []), *extra]
@@ -31,7 +32,7 @@ def streamlit_argv(
         "-m",
         "streamlit",
         "run",
-        str(SCRIPT),
+        str(script),
         "--server.address",
         host,
         "--server.port",

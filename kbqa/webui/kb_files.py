@@ -1,0 +1,138 @@
+"""The "Files" tab of the knowledge-base page: the file table, re-index or delete selected files, a file's chunks,
+and rebuilding the whole vector store with progress."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.context import UIContext
+from kbqa.webui.models import KBFile, KnowledgeBase
+from kbqa.webui.widgets import (
+    download_button,
+    follow_job,
+    location,
+    remember_job,
+    short_time,
+    show_remembered_job,
+)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _table(files: list[KBFile]) -> None:
+    rows = [
+        {
+            "File": f.path,
+            "Chunks": f.chunk_count,
+            "Status": f.status if f.in_folder else f"{f.status} (file missing)",
+            "Size": _size(f.size),
+            "Updated": short_time(f.updated_at),
+            "Error": f.error,
+        }
+        for f in files
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _actions(ctx: UIContext, kb: str, paths: list[str]) -> None:
+    client = ctx.client
+    selected = st.multiselect("Selected files", paths, key=f"kb_files_selected_{kb}", placeholder="Choose files")
+    row = st.container(horizontal=True, vertical_alignment="center")
+    reindex = row.button("Re-index", icon=":material/refresh:", disabled=not selected, key=f"kb_reindex_{kb}")
+    delete = row.button("Delete", icon=":material/delete:", disabled=not selected, key=f"kb_delete_files_{kb}")
+    delete_content = row.checkbox("Also delete them from disk", key=f"kb_files_delete_content_{kb}")
+    if reindex:
+        try:
+            accepted = client.reindex(kb, selected)
+        except ApiClientError as exc:
+            st.error(exc.message)
+            return
+        job = follow_job(client, accepted.job_id, ctx.settings.webui.poll_interval_s, "Re-indexing")
+        if job is not None:
+            remember_job("files", kb, job, accepted.failed_files)
+            st.rerun()
+    if delete:
+        try:
+            failed = client.delete_files(kb, selected, delete_content=delete_content)
+        except ApiClientError as exc:
+            st.error(exc.message)
+            return
+        for name, reason in failed.items():
+            st.error(f"**{name}**: {reason}")
+        if not failed:
+            st.session_state.pop(f"kb_files_selected_{kb}", None)
+            st.toast(f"Deleted {len(selected)} file(s)", icon=":material/delete:")
+            st.rerun()
+
+
+def _chunks(client: KBQAClient, kb: str, paths: list[str]) -> None:
+    path = st.selectbox(
+        "View the chunks of", paths, index=None, placeholder="Choose a file", key=f"kb_chunks_file_{kb}"
+    )
+    if not path:
+        return
+    try:
+        chunks = client.file_chunks(kb, path)
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    caption, button = st.columns([5, 1], vertical_alignment="center")
+    caption.caption(f"{len(chunks)} chunks in {path}")
+    with button:
+        download_button(client, kb, path, f"kb_chunks_dl_{kb}")
+    rows = [{"#": c.ordinal, "Where": location(c.metadata), "Text": c.text} for c in chunks]
+    st.dataframe(
+        rows, hide_index=True, width="stretch", column_config={"Text": st.column_config.TextColumn(width="large")}
+    )
+
+
+def _rebuild(ctx: UIContext, kb: str) -> None:
+    st.caption("Rebuild re-reads every file of the content folder and replaces the whole index.")
+    if not st.button("Rebuild vector store", icon=":material/construction:", key=f"kb_rebuild_{kb}"):
+        return
+    client = ctx.client
+    bar = st.progress(0.0, text="Rebuilding: starting…")
+    job_id = None
+    try:
+        for event in client.rebuild(kb):
+            job_id = event.job_id or job_id
+            if event.total:
+                bar.progress(min(1.0, (event.finished or 0) / event.total), text=f"Rebuilding {event.msg}")
+        if job_id is None:
+            raise ApiClientError("the rebuild stream ended without naming its job")
+        job = client.job(job_id)
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    bar.progress(1.0, text="Rebuilt")
+    remember_job("files", kb, job)
+    st.rerun()
+
+
+def render(ctx: UIContext, kb: KnowledgeBase) -> None:
+    show_remembered_job("files", kb.name)
+    try:
+        files = ctx.client.files(kb.name)
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    if files:
+        _table(files)
+        paths = [f.path for f in files]
+        _actions(ctx, kb.name, paths)
+        st.divider()
+        _chunks(ctx.client, kb.name, paths)
+    else:
+        st.info("No files yet: add some in the Upload tab.")
+    st.divider()
+    _rebuild(ctx, kb.name)

@@ -1,0 +1,116 @@
+"""The knowledge-base page: pick, create, describe and delete knowledge bases; the chosen one's files, uploads and
+hit testing are in tabs (kb_files.py, kb_upload.py, hit_testing.py)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kbqa.webui import hit_testing, kb_files, kb_upload
+from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.context import UIContext
+from kbqa.webui.models import KnowledgeBase, ServerConfig
+
+SELECTED_KEY = "kb_selected"
+PENDING_KEY = "kb_select_next"  # a widget's value cannot be set after it is drawn: the next run applies it
+NEW = "\u0000new"  # the "create" entry of the picker; no knowledge base name can hold a NUL
+
+
+def _picker(kbs: list[KnowledgeBase]) -> KnowledgeBase | None:
+    by_name = {kb.name: kb for kb in kbs}
+    options = [*by_name, NEW]
+    if PENDING_KEY in st.session_state:
+        st.session_state[SELECTED_KEY] = st.session_state.pop(PENDING_KEY)
+    if st.session_state.get(SELECTED_KEY) not in options:  # deleted, or never chosen
+        st.session_state.pop(SELECTED_KEY, None)
+
+    def label(name: str) -> str:
+        # Names only: the frontend keeps an option's first label, so counts here would go stale.
+        return "➕ New knowledge base…" if name == NEW else name
+
+    name = st.selectbox("Knowledge base", options, format_func=label, key=SELECTED_KEY)
+    return by_name.get(name)
+
+
+def _create_form(client: KBQAClient, cfg: ServerConfig) -> None:
+    st.subheader("Create a knowledge base")
+    with st.form("kb_create"):
+        name = st.text_input("Name", placeholder="e.g. product_docs", help="Letters, digits, '_', '-' and '.'.")
+        info = st.text_area("Description", placeholder="What is in it (shown to users, used by agents)")
+        left, right = st.columns(2)
+        vs_types = cfg.vs_types or [cfg.default_vs_type]
+        vs_type = left.selectbox("Vector store", vs_types, index=_index(vs_types, cfg.default_vs_type))
+        models = cfg.embed_models or [cfg.embed_model]
+        embed_model = right.selectbox("Embedding model", models, index=_index(models, cfg.embed_model))
+        submitted = st.form_submit_button("Create", type="primary", icon=":material/add:")
+    if not submitted:
+        return
+    if not name.strip():
+        st.error("Give the knowledge base a name.")
+        return
+    try:
+        client.create_knowledge_base(name.strip(), info=info.strip(), vs_type=vs_type, embed_model=embed_model)
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    st.session_state[PENDING_KEY] = name.strip()
+    st.toast(f"Created knowledge base {name.strip()}", icon=":material/check:")
+    st.rerun()
+
+
+def _index(options: list[str], value: str) -> int:
+    return options.index(value) if value in options else 0
+
+
+def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
+    if kb.info:
+        st.caption(kb.info)
+    files, chunks, index = st.columns([1, 1, 2], vertical_alignment="center")
+    files.metric("Files", kb.file_count)
+    chunks.metric("Chunks", kb.chunk_count)
+    # Text, not metrics: a model name is too long for a metric's large font.
+    index.markdown(f"**Vector store:** {kb.vs_type}  \n**Embedding model:** {kb.embed_model}")
+    with st.expander("Manage", icon=":material/settings:"):
+        info = st.text_area("Description", value=kb.info, key=f"kb_info_{kb.name}")
+        if st.button("Save description", disabled=info == kb.info, key=f"kb_info_save_{kb.name}"):
+            try:
+                client.update_info(kb.name, info)
+            except ApiClientError as exc:
+                st.error(exc.message)
+            else:
+                st.rerun()
+        st.divider()
+        sure = st.checkbox(
+            f"Delete {kb.name} with all its files and chunks", key=f"kb_delete_sure_{kb.name}", value=False
+        )
+        if st.button("Delete knowledge base", type="primary", disabled=not sure, key=f"kb_delete_{kb.name}"):
+            try:
+                client.delete_knowledge_base(kb.name)
+            except ApiClientError as exc:
+                st.error(exc.message)
+            else:
+                st.toast(f"Deleted knowledge base {kb.name}", icon=":material/delete:")
+                st.rerun()
+
+
+def render(ctx: UIContext) -> None:
+    st.title("Knowledge bases")
+    ctx.require_server()
+    client = ctx.client
+    cfg = ctx.server_config()
+    try:
+        kbs = client.knowledge_bases()
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    kb = _picker(kbs)
+    if kb is None:
+        _create_form(client, cfg)
+        return
+    _overview(client, kb)
+    files_tab, upload_tab, search_tab = st.tabs(["Files", "Upload", "Hit testing"])
+    with files_tab:
+        kb_files.render(ctx, kb)
+    with upload_tab:
+        kb_upload.render(ctx, kb, cfg)
+    with search_tab:
+        hit_testing.render(ctx, kb, cfg)

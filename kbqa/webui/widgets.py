@@ -1,0 +1,112 @@
+"""Pieces the pages share: where a chunk comes from, a file's download button, and a background job's progress."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime
+from typing import Any
+
+import streamlit as st
+
+from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.models import Job
+
+LOCATION_KEYS = ("page", "slide", "sheet", "row", "heading")
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def plain(text: str) -> str:
+    """Markdown that shows ``text`` as it is: a chunk's ``# heading`` or ``:red[x]`` must not be rendered.
+    CommonMark lets any ASCII punctuation be backslash-escaped; line ends become hard breaks."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text).replace("\n", "  \n")
+
+
+def location(metadata: dict[str, Any]) -> str:
+    """``page 3 · "Install"`` from a chunk's metadata (empty when it has none of these)."""
+    parts = []
+    for key in LOCATION_KEYS:
+        value = metadata.get(key)
+        if value not in (None, ""):
+            parts.append(f'"{value}"' if key == "heading" else f"{key} {value}")
+    return " · ".join(parts)
+
+
+def relevance_badge(relevance: float | None) -> str:
+    if relevance is None:
+        return ""
+    color = "green" if relevance >= 0.75 else "orange" if relevance >= 0.5 else "red"
+    return f":{color}-badge[relevance {relevance:.2f}]"
+
+
+def download_button(client: KBQAClient, kb: str, path: str, key: str) -> None:
+    """Fetched through the API client only when clicked: the browser may not reach the API server itself, and a
+    plain link would not carry the API key."""
+    st.download_button(
+        "Download",
+        data=functools.partial(client.download, kb, path),
+        file_name=path.rsplit("/", 1)[-1],
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+        type="tertiary",
+    )
+
+
+def short_time(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def follow_job(client: KBQAClient, job_id: str, interval_s: float, label: str) -> Job | None:
+    """Show a job's progress (bar and per-file table) until it finishes; the finished job, or None on error."""
+    bar = st.progress(0.0, text=f"{label}: waiting to start…")
+    table = st.empty()
+    job: Job | None = None
+    try:
+        for job in client.follow_job(job_id, interval_s):
+            done = job.finished / job.total if job.total else (1.0 if job.done else 0.0)
+            bar.progress(min(1.0, done), text=f"{label}: {job.finished} / {job.total or '?'} files ({job.status})")
+            if job.files:
+                rows = [
+                    {"File": name, "Status": p.status, "Chunks": p.chunks, "Error": p.error or ""}
+                    for name, p in job.files.items()
+                ]
+                table.dataframe(rows, hide_index=True, width="stretch")
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return None
+    return job
+
+
+def job_summary(job: Job, refused: dict[str, str] | None = None) -> None:
+    """What a finished ingestion job did, and every file that failed with its reason."""
+    result = job.result or {}
+    failed = {**(refused or {}), **job.failed_files}
+    if job.status == "failed":
+        st.error(f"The job failed: {job.error}")
+    elif job.status == "cancelled":
+        st.warning("The job was cancelled.")
+    else:
+        added, updated = len(result.get("added") or []), len(result.get("updated") or [])
+        skipped = len(result.get("skipped") or [])
+        st.success(
+            f"Done: {added} added, {updated} updated, {skipped} unchanged, {len(failed)} failed; "
+            f"{result.get('chunks', 0)} chunks."
+        )
+    for name, reason in failed.items():
+        st.error(f"**{name}**: {reason}")
+
+
+_LAST_JOB_KEY = "kb_last_job"
+
+
+def remember_job(where: str, kb: str, job: Job, refused: dict[str, str] | None = None) -> None:
+    """Keep a finished job's report for the next run: the page reruns to refresh its tables and shows it then."""
+    st.session_state[_LAST_JOB_KEY] = (where, kb, job, refused or {})
+
+
+def show_remembered_job(where: str, kb: str) -> None:
+    remembered = st.session_state.get(_LAST_JOB_KEY)
+    if remembered and remembered[0] == where and remembered[1] == kb:
+        del st.session_state[_LAST_JOB_KEY]
+        job_summary(remembered[2], remembered[3])
