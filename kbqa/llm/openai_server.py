@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         # Validated, not model_copy'd: flags get the same checks as the settings file (no '*' origin).
         settings = OpenAIServerSettings.model_validate(merged)
     except ValidationError as exc:
-        parser.exit(2, f"kbqa openai server: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}\n")
+        first = exc.errors()[0]
+        parser.exit(2, f"kbqa openai server: {first['loc'][0]}: {first['msg'].removeprefix('Value error, ')}\n")
     run_app(create_app(settings), settings.host, settings.port, args.log_level)
 
 

@@ -199,6 +199,8 @@ def test_cors_wildcard_is_refused() -> None:
 
     with pytest.raises(ValidationError):
         APISettings(cors_origins=["*"])
+    with pytest.raises(ValidationError):
+        APISettings(cors_origins=["null"])  # every file:// page and sandboxed frame
     assert APISettings(cors_origins=["http://localhost:8501"]).cors_origins == ["http://localhost:8501"]
 
 
@@ -207,9 +209,10 @@ def test_cors_allows_only_listed_origins(server_factory: ServerFactory) -> None:
     with srv.client() as c:
         pre = {"Origin": "http://ui.example", "Access-Control-Request-Method": "POST"}
         r = c.options("/chat/knowledge_base_chat", headers=pre)
-        assert r.headers.get("access-control-allow-origin") == "http://ui.example"
+        assert r.status_code == 200 and r.headers.get("access-control-allow-origin") == "http://ui.example"
+        assert r.headers["access-control-allow-credentials"] == "true"
         r = c.options("/chat/knowledge_base_chat", headers={**pre, "Origin": "http://evil.example"})
-        assert "access-control-allow-origin" not in r.headers
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
 
 
 def test_python_m_kbqa_api_serves(tmp_path) -> None:  # type: ignore[no-untyped-def]
