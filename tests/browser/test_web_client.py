@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from kbqa.embeddings.pool import EmbedderPool
+from tests.api.conftest import LiveServer
+from tests.conftest import make_settings
 from tests.llm.llm_topology import API_KEY, CHAT_MODEL, Service, Stack, free_port
 
 pytestmark = pytest.mark.slow
@@ -58,12 +61,35 @@ def llm(tmp_path_factory: pytest.TempPathFactory, static_port: int) -> Iterator[
         stack.stop_all()
 
 
-def connect(page: Any, max_tokens: int) -> None:
+@pytest.fixture(scope="module")
+def api_server(
+    tmp_path_factory: pytest.TempPathFactory, embedders: EmbedderPool, llm: dict[str, Service], static_port: int
+) -> Iterator[LiveServer]:
+    """The API server with a small ``samples`` KB, allowing the static origin: its /kb/v1 is OpenAI-shaped too."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("web-client-api"),
+        api={"cors_origins": [f"http://127.0.0.1:{static_port}"]},
+        llm={"client": {"base_url": f"{llm['openai'].url}/v1", "api_key": API_KEY, "max_retries": 0}},
+    )
+    srv = LiveServer(settings, embedders).start()
+    try:
+        with srv.client() as c:
+            assert c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "samples"}).is_success
+            doc = b"# Ports\n\nThe kbqa API server listens on port 7861. The web UI uses port 8501.\n"
+            files = [("files", ("guide/ports.md", doc, "text/markdown"))]
+            r = c.post("/knowledge_base/upload_docs", data={"knowledge_base_name": "samples"}, files=files)
+            assert r.json()["data"]["failed_files"] == {}
+        yield srv
+    finally:
+        srv.stop()
+
+
+def connect(page: Any, max_tokens: int, model: str = CHAT_MODEL) -> None:
     """Key in, models loaded, the chat model picked: what a user does first."""
     page.fill("#api-key", API_KEY)
     page.click("#load-models")
-    page.wait_for_selector(f'#model option[value="{CHAT_MODEL}"]', state="attached")
-    page.select_option("#model", CHAT_MODEL)
+    page.wait_for_selector(f'#model option[value="{model}"]', state="attached")
+    page.select_option("#model", model)
     page.fill("#max-tokens", str(max_tokens))
     assert page.is_hidden("#error")
 
@@ -155,3 +181,17 @@ def test_cors_preflight_allows_only_the_listed_origin(llm: dict[str, Service], s
     assert "authorization" in r.headers["access-control-allow-headers"].lower()
     r = httpx.options(url, headers={**preflight, "Origin": "http://evil.example"})
     assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+
+
+def test_page_chats_with_a_knowledge_base_through_the_api_server(
+    page: Any, api_server: LiveServer, static_port: int
+) -> None:
+    """The same page against the API server's KB-as-a-model endpoint, across origins: the answer lists its sources."""
+    page.goto(f"http://127.0.0.1:{static_port}/index.html?api={api_server.url}/kb/v1")
+    connect(page, max_tokens=12, model="samples")
+    answer = ask(page, "Which port does the API server listen on?")
+    page.wait_for_selector('.msg.assistant[data-state="done"]', timeout=60_000)
+    assert answer.locator(".text").inner_text().strip()
+    first = answer.locator(".sources li a").first
+    assert first.inner_text().startswith("guide/ports.md")
+    assert first.get_attribute("href").startswith(f"{api_server.url}/knowledge_base/download_doc?")
