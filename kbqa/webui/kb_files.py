@@ -91,9 +91,12 @@ def _chunks(client: KBQAClient, kb: str, paths: list[str]) -> None:
     with button:
         download_button(client, kb, path, f"kb_chunks_dl_{kb}")
     rows = [{"#": c.ordinal, "Where": location(c.metadata), "Text": c.text} for c in chunks]
-    st.dataframe(
-        rows, hide_index=True, width="stretch", column_config={"Text": st.column_config.TextColumn(width="large")}
-    )
+    columns = {
+        "#": st.column_config.NumberColumn(width=50),
+        "Where": st.column_config.TextColumn(width=140),
+        "Text": st.column_config.TextColumn(width=900),
+    }
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=columns)
 
 
 def _rebuild(ctx: UIContext, kb: str) -> None:

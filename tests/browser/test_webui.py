@@ -152,6 +152,9 @@ def ui_page(page: object, webui: StreamlitUI) -> object:
 
 
 def _shot(page: object, directory: Path, name: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stToast")).to_have_count(0)  # type: ignore[attr-defined]  # toasts fade in ~4 s
     page.wait_for_timeout(300)  # type: ignore[attr-defined]  # let the last rerun's fade-in finish
     page.screenshot(path=str(directory / f"webui_{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
