@@ -36,6 +36,9 @@ _KBS = TypeAdapter(list[KnowledgeBase])
 _FILES = TypeAdapter(list[KBFile])
 _CHUNKS = TypeAdapter(list[Chunk])
 _SOURCES = TypeAdapter(list[Source])
+_JOB = TypeAdapter(Job)
+_REBUILD_EVENT = TypeAdapter(RebuildEvent)
+_SERVER_CONFIG = TypeAdapter(ServerConfig)
 
 
 class ApiClientError(Exception):
@@ -172,7 +175,7 @@ class KBQAClient:
         self._send("GET", "/health")
 
     def server_config(self) -> ServerConfig:
-        return self._parse(TypeAdapter(ServerConfig), self._json(self._send("POST", "/server/configs")))
+        return self._parse(_SERVER_CONFIG, self._json(self._send("POST", "/server/configs")))
 
     def running_models(self) -> list[str]:
         """Chat models the LLM side serves now (the controller's or the endpoint's list), embedding ones left out."""
@@ -195,8 +198,12 @@ class KBQAClient:
     def create_knowledge_base(
         self, name: str, *, info: str | None = None, vs_type: str | None = None, embed_model: str | None = None
     ) -> str:
-        body = {"knowledge_base_name": name, "kb_info": info or None, "vector_store_type": vs_type}
-        body["embed_model"] = embed_model
+        body = {
+            "knowledge_base_name": name,
+            "kb_info": info or None,
+            "vector_store_type": vs_type,
+            "embed_model": embed_model,
+        }
         self._data("POST", "/knowledge_base/create_knowledge_base", json=body)
         return name
 
@@ -247,7 +254,7 @@ class KBQAClient:
         return dict((data or {}).get("failed_files") or {})
 
     def job(self, job_id: str) -> Job:
-        return self._parse(TypeAdapter(Job), self._data("GET", f"/jobs/{job_id}"))
+        return self._parse(_JOB, self._data("GET", f"/jobs/{job_id}"))
 
     def follow_job(self, job_id: str, interval_s: float = 0.5) -> Iterator[Job]:
         """Snapshots of a job until it has finished (the last one yielded is finished)."""
@@ -262,7 +269,7 @@ class KBQAClient:
         """Rebuild the KB's index from its content folder; one event per file, then a closing one."""
         with self._stream("/knowledge_base/recreate_vector_store", {"knowledge_base_name": kb}) as events:
             for event in events:
-                yield self._parse(TypeAdapter(RebuildEvent), event)
+                yield self._parse(_REBUILD_EVENT, event)
 
     def download(self, kb: str, path: str) -> bytes:
         params = {"knowledge_base_name": kb, "file_name": path}
