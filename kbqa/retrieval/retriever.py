@@ -99,15 +99,16 @@ class Retriever:
         allowed = self._allowed_ids(states, opts)
         if allowed is not None and len(allowed) == 0:
             return []
-        # The keyword search needs no embedding: run it on another thread while the query is embedded
-        # (SQLite and the embedding engine both release the GIL).
         match = match_query(query) if plan.keyword else None
+        query_vectors = self._query_vectors(states, query)
+        # The keyword search runs on another thread beside the dense index search (SQLite and FAISS both release
+        # the GIL). Not beside the query embedding: the embedding engine already uses every core, and sharing them
+        # slowed it by more than the keyword search costs (measured: 18.4 vs 11.2 ms per query on 2 cores).
         keyword_job = (
             self._keyword_pool.submit(self._keyword, [st.kb_id for st in states], match, plan.candidates, allowed)
             if match is not None
             else None
         )
-        query_vectors = self._query_vectors(states, query)
 
         dense: list[tuple[int, float]] = []
         if plan.dense:
