@@ -31,9 +31,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpora import file_name, inews_dev, wiki_dev
+from results_file import replace_section
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## Search during ingestion"
 KB = "bench"
 
@@ -164,14 +164,7 @@ p50 during / idle = **{result["ratio_p50"]:.2f}x** (goal <= 2x). The upload requ
 {result["upload_accepted_s"]:.1f} s (multipart body streamed to disk and saved); the job finished in
 {result["ingest_s"]:.0f} s ({result["job_status"]}, {result["job_failed_files"]} failed files).
 """
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
+    replace_section(SECTION, section)
 
 
 def main() -> None:

@@ -29,8 +29,11 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_file import replace_section
+
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## Start-up time"
 
 
@@ -130,15 +133,7 @@ Per-service figures count from each service's own start (the controller first, t
 
 Targets: cold <= 60 s, warm <= 20 s. The OS page cache was not dropped between runs.
 """
-    text = RESULTS.read_text(encoding="utf-8")
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    replace_section(SECTION, section)
 
 
 if __name__ == "__main__":

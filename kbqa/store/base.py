@@ -25,9 +25,7 @@ class VectorStore(ABC):
         """Remove these ids; unknown ids are ignored. Returns how many were removed."""
 
     @abstractmethod
-    def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query row, best first; missing slots have id -1. ``allowed`` restricts the ids
         considered (metadata or file filters)."""
 

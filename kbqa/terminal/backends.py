@@ -15,7 +15,7 @@ import json
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import httpx
 
 from kbqa.errors import KBQAError
 from kbqa.llm.errors import LLMError, error_from_envelope
+from kbqa.sse_events import iter_data
 
 Message = dict[str, str]
 
@@ -184,20 +185,6 @@ class OpenAIBackend(ChatBackend):
         self._client.close()
 
 
-def sse_data(lines: Iterator[str]) -> Iterator[str]:
-    """The ``data`` of each server-sent event: ``data:`` lines joined, an event ending at a blank line."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-    if data:
-        yield "\n".join(data)
-
-
 def _api_error(response: httpx.Response) -> KBQAError:
     try:
         payload = response.json()
@@ -250,7 +237,7 @@ class KnowledgeBaseBackend(ChatBackend):
                 if r.status_code != 200:
                     r.read()
                     raise _api_error(r)
-                for data in sse_data(r.iter_lines()):
+                for data in iter_data(r.iter_lines()):
                     event = json.loads(data)
                     if event.get("answer"):
                         yield Delta(event["answer"])

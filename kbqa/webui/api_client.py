@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from kbqa.sse_events import iter_data
 from kbqa.webui.models import (
     ChatEvent,
     Chunk,
@@ -28,7 +29,6 @@ from kbqa.webui.models import (
     Source,
     TempUpload,
 )
-from kbqa.webui.sse import iter_data
 
 UploadItem = tuple[str, bytes | IO[bytes]]  # (file name, possibly with sub-folders; content)
 

@@ -12,7 +12,7 @@ import pytest
 
 from kbqa.cli import main
 from kbqa.errors import KBQAError
-from kbqa.terminal.backends import ChatBackend, Delta, Message, sse_data
+from kbqa.terminal.backends import ChatBackend, Delta, Message
 from kbqa.terminal.chat import STOPPED, ChatSession, parse_conversation
 from kbqa.terminal.chat_io import Answer, SimpleChatIO, source_line
 from tests.llm.llm_topology import free_port
@@ -148,11 +148,6 @@ def test_load_reads_fastchat_conversations() -> None:
         parse_conversation({"messages": [{"role": "wizard", "content": "x"}]})
     with pytest.raises(KBQAError):
         parse_conversation("nope")
-
-
-def test_sse_data_joins_lines_and_skips_pings() -> None:
-    lines = [": ping", "", 'data: {"answer": "a"}', "", "data: x", "data: y", "", 'data: {"docs": []}']
-    assert list(sse_data(iter(lines))) == ['{"answer": "a"}', "x\ny", '{"docs": []}']
 
 
 def test_source_line() -> None:

@@ -160,6 +160,7 @@ def test_chat_in_process_with_rich_rendering(tmp_path: Path) -> None:
     child.expect("saved 2 messages")
     child.sendline("!!reset")
     child.expect("new conversation")
+    child.expect(PROMPT)  # Ctrl-D must reach the prompt's read, not the gap before it
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()

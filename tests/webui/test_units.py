@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from kbqa.settings import load_settings
+from kbqa.sse_events import iter_data
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.app import parse_args
 from kbqa.webui.conversation import Conversation, Turn
 from kbqa.webui.launch import SCRIPT, streamlit_argv
 from kbqa.webui.models import Source
 from kbqa.webui.settings import default_api_url
-from kbqa.webui.sse import iter_data
 from kbqa.webui.widgets import plain
 from tests.webui.conftest import REPO
 

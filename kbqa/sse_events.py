@@ -1,5 +1,6 @@
-"""Server-sent events parsed by the spec, not by HTTP chunk: Chatchat's own client assumed one chunk per event and
-broke when a long ``docs`` event arrived in pieces."""
+"""Server-sent events as our HTTP clients (web UI, terminal chat) read them: parsed by the spec, not by HTTP chunk.
+
+Chatchat's own client assumed one chunk per event and broke when a long ``docs`` event arrived in pieces."""
 
 from __future__ import annotations
 
