@@ -48,6 +48,10 @@ def answers_ok(path: str, headers: dict[str, str] | None = None) -> Probe:
     return probe
 
 
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def worker_registered(client: httpx.Client, base: str) -> bool:
     # The worker answers HTTP only after its model is loaded; it is usable once the controller has accepted it.
     detail = client.get(base + "/health").json().get("detail", {})
@@ -89,23 +93,28 @@ def plan(settings: Settings, selection: Selection, config_file: str | None) -> l
     if local_llm and "openai_api" in wanted:
         o = llm.openai_server
         argv = [py, "-m", "kbqa.llm.openai_server", *listen(o.host, o.port), "--controller-address", controller_url]
-        specs.append(ServiceSpec("openai_api", argv, o.host, o.port, answers_ok("/health"), openai_url))
+        probe = answers_ok("/health", _bearer(o.api_keys[0].get_secret_value()) if o.api_keys else None)
+        specs.append(ServiceSpec("openai_api", argv, o.host, o.port, probe, openai_url))
     if "api" in wanted:
         a = settings.api
-        key = a.api_keys[0].get_secret_value() if a.api_keys else None
-        probe = answers_ok("/ready", {"Authorization": f"Bearer {key}"} if key else None)
+        probe = answers_ok("/ready", _bearer(a.api_keys[0].get_secret_value()) if a.api_keys else None)
         argv = [py, "-m", "kbqa.api", *listen(a.host, a.port)]
-        specs.append(ServiceSpec("api", argv, a.host, a.port, probe, api_url, env=_api_llm_env(selection, openai_url)))
+        env = _api_llm_env(settings, selection, openai_url)
+        specs.append(ServiceSpec("api", argv, a.host, a.port, probe, api_url, env=env))
     if "webui" in wanted:
         specs.append(_webui_spec(settings, api_url, common))
     return specs
 
 
-def _api_llm_env(selection: Selection, openai_url: str) -> dict[str, str]:
-    """Point the API server's LLM client at the local OpenAI server, or at the external endpoint."""
+def _api_llm_env(settings: Settings, selection: Selection, openai_url: str) -> dict[str, str]:
+    """Point the API server's LLM client at the local OpenAI server, or at the external endpoint; with a key the
+    local OpenAI server accepts when it requires one and the client has none of its own."""
     env = {"KBQA_LLM__CLIENT__BASE_URL": selection.openai_api_base or f"{openai_url}/v1"}
+    local_keys = settings.llm.openai_server.api_keys
     if selection.openai_api_key:
         env["KBQA_LLM__CLIENT__API_KEY"] = selection.openai_api_key
+    elif not selection.external_llm and local_keys and settings.llm.client.api_key is None:
+        env["KBQA_LLM__CLIENT__API_KEY"] = local_keys[0].get_secret_value()
     if selection.model_name:
         env["KBQA_LLM__CLIENT__MODEL"] = selection.model_name
     return env
@@ -117,4 +126,9 @@ def _webui_spec(settings: Settings, api_url: str, common: list[str]) -> ServiceS
     ui = settings.webui
     url = service_url(ui.host, ui.port)
     argv = streamlit_argv(ui.host, ui.port, api_url=api_url, extra=common)
-    return ServiceSpec("webui", argv, ui.host, ui.port, answers_ok("/_stcore/health"), url)
+    env = {}
+    if settings.api.api_keys and ui.api_key is None:
+        # The UI started with the API server it talks to gets one of its keys, so `startup.py -a` works with
+        # api.api_keys set and nobody has to type the key into the sidebar.
+        env["KBQA_WEBUI__API_KEY"] = settings.api.api_keys[0].get_secret_value()
+    return ServiceSpec("webui", argv, ui.host, ui.port, answers_ok("/_stcore/health"), url, env=env)

@@ -8,6 +8,8 @@ import socket
 import time
 from pathlib import Path
 
+import yaml
+
 from kbqa.launcher.main import build_parser, selection_from
 from kbqa.launcher.services import ALL_SERVICES, LLM_SERVICES, plan
 from kbqa.settings import load_settings
@@ -121,3 +123,18 @@ def test_readiness_deadline_names_the_late_service(tmp_path: Path) -> None:
     assert proc.returncode == 1, out
     assert "not ready after 1 s: model_worker" in out
     assert port_free(root.ports["controller"]) and port_free(root.ports["worker"])
+
+
+def test_keys_follow_the_services_that_require_them(tmp_path: Path) -> None:
+    root = make_root(tmp_path, samples=False)
+    config = yaml.safe_load(root.config.read_text())
+    config["api"]["api_keys"] = ["api-secret"]
+    config["llm"]["openai_server"]["api_keys"] = ["llm-secret"]
+    root.config.write_text(yaml.safe_dump(config))
+    specs = {s.name: s for s in plan(load_settings(root.config), _selection("-a"), str(root.config))}
+    assert specs["api"].env["KBQA_LLM__CLIENT__API_KEY"] == "llm-secret"
+    assert specs["webui"].env == {"KBQA_WEBUI__API_KEY": "api-secret"}
+    # An external endpoint keeps its own key; the local server's is not sent elsewhere.
+    external = _selection("--api", "--openai-api-base", "http://gpu-box:8000/v1")
+    (api,) = plan(load_settings(root.config), external, str(root.config))
+    assert "KBQA_LLM__CLIENT__API_KEY" not in api.env

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.launcher.launch_root import alive, children_of, make_root, port_free, read_until, stop
 
@@ -18,6 +19,11 @@ pytestmark = pytest.mark.slow
 
 def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
     root = make_root(tmp_path)
+    # Keys on both servers: the launcher's readiness probe, the API server's LLM client and the UI must all get them.
+    config = yaml.safe_load(root.config.read_text())
+    config["api"]["api_keys"] = ["e2e-api-key"]
+    config["llm"]["openai_server"]["api_keys"] = ["e2e-llm-key"]
+    root.config.write_text(yaml.safe_dump(config))
     proc = root.start("-a")
     try:
         out = read_until(proc, r"Press Ctrl-C", timeout=300)
@@ -28,7 +34,8 @@ def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
         kids = children_of(proc.pid)
         assert len(kids) >= 5
 
-        with httpx.Client(base_url=root.api_url, timeout=300) as api:
+        assert httpx.get(f"{root.api_url}/knowledge_base/list_knowledge_bases", timeout=10).status_code == 401
+        with httpx.Client(base_url=root.api_url, timeout=300, headers={"Authorization": "Bearer e2e-api-key"}) as api:
             # First run: the samples knowledge base was created and indexed before the API came up.
             kbs = api.get("/knowledge_base/list_knowledge_bases").json()["data"]
             assert "samples" in kbs
