@@ -192,6 +192,12 @@ class FileDetail(BaseModel):
     status: str = Field(..., description="ready, or error (see error) when the file could not be ingested")
     error: str
     in_folder: bool = Field(..., description="The file is still in the content folder")
+    in_db: bool = Field(
+        True,
+        description="The file is known to the database. False: it lies in the content folder but was never indexed "
+        "(copied there by hand, or its ingestion was cut off by a restart); status is then 'not_indexed' and "
+        "/knowledge_base/update_docs indexes it",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -29,12 +29,18 @@ def _size(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
+def _status(f: KBFile) -> str:
+    if not f.in_db:
+        return "not indexed: select it and Re-index"
+    return f.status if f.in_folder else f"{f.status} (file missing)"
+
+
 def _table(files: list[KBFile]) -> None:
     rows = [
         {
             "File": f.path,
             "Chunks": f.chunk_count,
-            "Status": f.status if f.in_folder else f"{f.status} (file missing)",
+            "Status": _status(f),
             "Size": _size(f.size),
             "Updated": short_time(f.updated_at),
             "Error": f.error,

@@ -33,6 +33,7 @@ class KBFile(_Model):
     status: str = ""
     error: str = ""
     in_folder: bool = True
+    in_db: bool = True
     custom_docs: bool = False
     loader: str = ""
     updated_at: datetime | None = None

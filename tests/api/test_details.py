@@ -67,3 +67,36 @@ def test_server_configs_offer_creation_choices(client: httpx.Client) -> None:
     assert configs["VS_TYPES"] == ["faiss"]
     assert configs["EMBEDDING_MODELS"][0] == configs["EMBEDDING_MODEL"] == "multilingual-e5-small"
     assert "all-MiniLM-L6-v2" in configs["EMBEDDING_MODELS"]
+
+
+def test_files_in_the_folder_but_not_in_the_database_are_listed_and_can_be_indexed(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """A file copied into content/ by hand, or whose ingestion a restart cut off, is shown (Chatchat's in_db flag)
+    and indexed by update_docs, instead of staying invisible."""
+    text = "The night shift inspects the Zephyr-9 turbine every 41 days.\n"
+    dropped = server.service.folder(KB).content / "manual" / "turbine.txt"
+    dropped.parent.mkdir(parents=True)
+    dropped.write_text(text, encoding="utf-8")
+
+    files = {
+        f["path"]: f
+        for f in client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": KB}).json()["data"]
+    }
+    row = files["manual/turbine.txt"]
+    assert (row["in_db"], row["in_folder"], row["status"], row["chunk_count"]) == (False, True, "not_indexed", 0)
+    assert row["size"] == len(text.encode())
+    assert files["guide/ports.md"]["in_db"] is True
+
+    body = {"knowledge_base_name": KB, "file_names": ["manual/turbine.txt"]}
+    r = client.post("/knowledge_base/update_docs", json=body)
+    assert r.status_code == 200 and r.json()["data"]["failed_files"] == {}
+    files = {
+        f["path"]: f
+        for f in client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": KB}).json()["data"]
+    }
+    assert files["manual/turbine.txt"]["in_db"] is True and files["manual/turbine.txt"]["status"] == "ready"
+    hits = client.post(
+        "/knowledge_base/search_docs", json={"knowledge_base_name": KB, "query": "Zephyr-9 turbine"}
+    ).json()
+    assert hits[0]["metadata"]["source"] == "manual/turbine.txt"

@@ -147,3 +147,23 @@ def test_hit_testing_ranks_chunks_with_relevance(open_ui: OpenUI, server: LiveSe
     by_label(at.slider, "Minimum relevance").set_value(1.0)
     by_label(at.button, "Search").click().run()
     assert any(i.value.startswith("Nothing is relevant enough") for i in at.info)
+
+
+def test_unindexed_files_are_shown_and_indexed_from_the_table(
+    open_ui: OpenUI, server: LiveServer, http: httpx.Client
+) -> None:
+    kb = "ui_dropped"
+    http.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": kb})
+    dropped = server.settings.kb_root / kb / "content" / "ports.md"  # copied in by hand, never indexed
+    dropped.parent.mkdir(parents=True, exist_ok=True)
+    dropped.write_text(PORTS, encoding="utf-8")
+    at = open_ui(server.url, KB_PAGE)
+    at.selectbox(key="kb_selected").set_value(kb).run()
+    table = at.dataframe[0].value.set_index("File")
+    assert table.loc["ports.md", "Status"] == "not indexed: select it and Re-index"
+
+    at.multiselect(key=f"kb_files_selected_{kb}").set_value(["ports.md"]).run()
+    by_label(at.button, "Re-index").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value.set_index("File")
+    assert table.loc["ports.md", "Status"] == "ready" and table.loc["ports.md", "Chunks"] >= 1

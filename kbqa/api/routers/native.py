@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -78,7 +80,43 @@ async def list_file_details(
 ) -> FileDetailsResponse:
     kb = names.kb_name(request, knowledge_base_name)
     files = await run_in_threadpool(ctx.service.list_files, kb)
-    return FileDetailsResponse(data=[FileDetail(**dataclasses.asdict(f)) for f in files])
+    details = [FileDetail(**dataclasses.asdict(f)) for f in files]
+    details += await run_in_threadpool(_unindexed, ctx, kb)
+    return FileDetailsResponse(data=details)
+
+
+def _unindexed(ctx: AppContext, kb: str) -> list[FileDetail]:
+    """Files of the content folder the database does not know, as Chatchat's KB page listed them (in_db false)."""
+    folder = ctx.service.folder(kb)
+    rows = []
+    for rel in ctx.service.files_not_in_db(kb):
+        try:
+            stat = folder.file_path(rel).stat()
+        except OSError:  # deleted between the scan and now
+            continue
+        when = datetime.fromtimestamp(stat.st_mtime, UTC)
+        rows.append(
+            FileDetail(
+                path=rel,
+                ext=PurePosixPath(rel).suffix.lower(),
+                size=stat.st_size,
+                mtime=stat.st_mtime,
+                loader="",
+                splitter="",
+                chunk_size=0,
+                chunk_overlap=0,
+                zh_title_enhance=False,
+                custom_docs=False,
+                chunk_count=0,
+                status="not_indexed",
+                error="",
+                in_folder=True,
+                in_db=False,
+                created_at=when,
+                updated_at=when,
+            )
+        )
+    return rows
 
 
 def _evaluate_available() -> bool:
