@@ -3,6 +3,7 @@ starting, a launcher killed with SIGKILL. The full `startup.py -a` run is in tes
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -138,3 +139,21 @@ def test_keys_follow_the_services_that_require_them(tmp_path: Path) -> None:
     external = _selection("--api", "--openai-api-base", "http://gpu-box:8000/v1")
     (api,) = plan(load_settings(root.config), external, str(root.config))
     assert "KBQA_LLM__CLIENT__API_KEY" not in api.env
+
+
+def test_a_service_dying_after_start_stops_the_rest_and_is_named(tmp_path: Path) -> None:
+    root = make_root(tmp_path, samples=False)
+    proc = root.start("-c", "-o")
+    read_until(proc, r"Press Ctrl-C", timeout=60)
+    kids = children_of(proc.pid)
+    controller = next(pid for pid in kids if f"--port {root.ports['controller']}" in _cmdline(pid))
+    os.kill(controller, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "controller exited with code -9" in out and str(root.root / "logs" / "controller.log") in out
+    assert not any(alive(pid) for pid in kids)
+    assert port_free(root.ports["openai"])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
