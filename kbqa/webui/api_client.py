@@ -256,6 +256,10 @@ class KBQAClient:
     def job(self, job_id: str) -> Job:
         return self._parse(_JOB, self._data("GET", f"/jobs/{job_id}"))
 
+    def cancel_job(self, job_id: str) -> Job:
+        """Ask a background job to stop (a running one stops after its current batch of files)."""
+        return self._parse(_JOB, self._data("POST", f"/jobs/{job_id}/cancel"))
+
     def follow_job(self, job_id: str, interval_s: float = 0.5) -> Iterator[Job]:
         """Snapshots of a job until it has finished (the last one yielded is finished)."""
         while True:

@@ -10,11 +10,12 @@ from kbqa.webui.context import UIContext
 from kbqa.webui.models import KBFile, KnowledgeBase
 from kbqa.webui.widgets import (
     download_button,
-    follow_job,
     location,
     remember_job,
+    resume_job,
     short_time,
     show_remembered_job,
+    track_job,
 )
 
 
@@ -63,10 +64,7 @@ def _actions(ctx: UIContext, kb: str, paths: list[str]) -> None:
         except ApiClientError as exc:
             st.error(exc.message)
             return
-        job = follow_job(client, accepted.job_id, ctx.settings.webui.poll_interval_s, "Re-indexing")
-        if job is not None:
-            remember_job("files", kb, job, accepted.failed_files)
-            st.rerun()
+        track_job(ctx, "files", kb, accepted.job_id, "Re-indexing", accepted.failed_files)
     if delete:
         try:
             failed = client.delete_files(kb, selected, delete_content=delete_content)
@@ -130,6 +128,7 @@ def _rebuild(ctx: UIContext, kb: str) -> None:
 
 def render(ctx: UIContext, kb: KnowledgeBase) -> None:
     show_remembered_job("files", kb.name)
+    resume_job(ctx, "files", kb.name)
     try:
         files = ctx.client.files(kb.name)
     except ApiClientError as exc:

@@ -8,13 +8,14 @@ import streamlit as st
 from kbqa.webui.api_client import ApiClientError
 from kbqa.webui.context import UIContext
 from kbqa.webui.models import KnowledgeBase, ServerConfig
-from kbqa.webui.widgets import follow_job, remember_job, show_remembered_job
+from kbqa.webui.widgets import resume_job, show_remembered_job, track_job
 
 _ROUND_KEY = "kb_upload_round"  # bumped after an upload so the uploader starts empty again
 
 
 def render(ctx: UIContext, kb: KnowledgeBase, cfg: ServerConfig) -> None:
     show_remembered_job("upload", kb.name)
+    resume_job(ctx, "upload", kb.name)
     upload_round = st.session_state.get(_ROUND_KEY, 0)
     uploaded = st.file_uploader(
         "Files (PDF, Word, PowerPoint, Excel, Markdown, HTML, text, CSV, JSON, e-books, e-mails…)",
@@ -46,8 +47,5 @@ def render(ctx: UIContext, kb: KnowledgeBase, cfg: ServerConfig) -> None:
     except ApiClientError as exc:
         st.error(exc.message)
         return
-    job = follow_job(ctx.client, accepted.job_id, ctx.settings.webui.poll_interval_s, "Indexing")
-    if job is not None:
-        remember_job("upload", kb.name, job, accepted.failed_files)
-        st.session_state[_ROUND_KEY] = upload_round + 1
-        st.rerun()
+    st.session_state[_ROUND_KEY] = upload_round + 1  # the files are on the server: a fresh uploader next run
+    track_job(ctx, "upload", kb.name, accepted.job_id, "Indexing", accepted.failed_files)

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.context import UIContext
 from kbqa.webui.models import Job
 
 LOCATION_KEYS = ("page", "slide", "sheet", "row", "heading")
@@ -110,3 +111,37 @@ def show_remembered_job(where: str, kb: str) -> None:
     if remembered and remembered[0] == where and remembered[1] == kb:
         del st.session_state[_LAST_JOB_KEY]
         job_summary(remembered[2], remembered[3])
+
+
+_RUNNING_JOB_KEY = "kb_running_job"
+
+
+def track_job(
+    ctx: UIContext, where: str, kb: str, job_id: str, label: str, refused: dict[str, str] | None = None
+) -> None:
+    """Follow a background job to its end under a Cancel button, then rerun the page with its report.
+
+    Any click reruns a Streamlit page and ends the loop that shows the progress; the job is kept in the session so
+    :func:`resume_job` picks it up again on that next run, where the Cancel button's click is seen."""
+    st.session_state[_RUNNING_JOB_KEY] = (where, kb, job_id, label, refused or {})
+    _follow_running(ctx)
+
+
+def resume_job(ctx: UIContext, where: str, kb: str) -> None:
+    running = st.session_state.get(_RUNNING_JOB_KEY)
+    if running and running[0] == where and running[1] == kb:
+        _follow_running(ctx)
+
+
+def _follow_running(ctx: UIContext) -> None:
+    where, kb, job_id, label, refused = st.session_state[_RUNNING_JOB_KEY]
+    if st.button("Cancel", key=f"job_cancel_{job_id}", icon=":material/cancel:"):
+        try:
+            ctx.client.cancel_job(job_id)
+        except ApiClientError as exc:
+            st.error(exc.message)
+    job = follow_job(ctx.client, job_id, ctx.settings.webui.poll_interval_s, label)
+    st.session_state.pop(_RUNNING_JOB_KEY, None)
+    if job is not None:
+        remember_job(where, kb, job, refused)
+        st.rerun()

@@ -228,3 +228,34 @@ def test_kb_lifecycle_and_kb_chat(ui_page: object, webui: StreamlitUI, api: Live
     origins = {f"{u.scheme}://{u.netloc}" for u in urls if u.scheme in ("http", "https")}
     assert origins == {webui.url}, [u for u in webui.browser_requests if not u.startswith(webui.url)]
     assert webui.proxy.requests == [], webui.proxy.requests
+
+
+def test_a_long_upload_can_be_cancelled(ui_page: object, webui: StreamlitUI, api: LiveServer) -> None:
+    """Cancel under the progress bar stops the background job; what was not indexed is listed as such."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    kb = "cancel_kb"
+    with api.client() as http:
+        assert http.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": kb}).status_code == 200
+    page = ui_page
+    page.goto(f"{webui.url}/knowledge_base")  # type: ignore[attr-defined]
+    page.get_by_role("combobox", name="Knowledge base").click()  # type: ignore[attr-defined]
+    page.get_by_role("option", name=kb, exact=True).click()  # type: ignore[attr-defined]
+    _idle(page)
+    page.get_by_role("tab", name="Upload").click()  # type: ignore[attr-defined]
+    files = [
+        {"name": f"note{i:03d}.txt", "mimeType": "text/plain", "buffer": f"Note {i}: port {7000 + i}.\n".encode()}
+        for i in range(300)
+    ]
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Upload and index").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Cancel").click()  # type: ignore[attr-defined]
+    expect(page.get_by_text("The job was cancelled.")).to_be_visible()  # type: ignore[attr-defined]
+    _idle(page)
+
+    with api.client() as http:
+        rows = http.get("/knowledge_base/list_file_details", params={"knowledge_base_name": kb}).json()["data"]
+    indexed = [r for r in rows if r["in_db"]]
+    assert len(rows) == 300 and len(indexed) < 300  # every file saved, the indexing stopped part-way
+    assert all(r["status"] == "not_indexed" for r in rows if not r["in_db"])
