@@ -49,11 +49,11 @@ class IndexCache:
     def get(self, name: str, folder_for: FolderFor, writer_active: bool = False) -> IndexState:
         """The current index of a KB, (re)opened if missing or stale relative to the database."""
         with self.db.read() as s:
-            kb = repo.get_kb(s, name)
-            if kb is None:
-                self.drop(name)
-                raise KBNotFound(f"knowledge base {name} not found")
-            db_generation, kb_id, embed_model = kb.generation, kb.id, kb.embed_model
+            version = repo.kb_version(s, name)
+        if version is None:
+            self.drop(name)
+            raise KBNotFound(f"knowledge base {name} not found")
+        kb_id, db_generation, embed_model = version
         state = self._states.get(name)
         same_kb = state is not None and state.kb_id == kb_id and state.embed_model == embed_model
         if same_kb and (state.generation == db_generation or writer_active):  # type: ignore[union-attr]

@@ -630,8 +630,7 @@ class KnowledgeBaseService:
             found = rows.get(chunk_id)
             if found is None:  # deleted by a newer commit than this snapshot
                 continue
-            chunk, f = found
-            hit = SearchHit(chunk_id, state.name, f.path, chunk.ordinal, chunk.text, dict(chunk.meta), cos)
+            hit = SearchHit(chunk_id, state.name, found.path, found.ordinal, found.text, dict(found.meta), cos)
             if score_threshold is not None and hit.distance > score_threshold:
                 continue
             hits.append(hit)

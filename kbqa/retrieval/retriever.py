@@ -192,11 +192,10 @@ class Retriever:
             found = rows.get(chunk_id)
             if found is None:  # removed by a commit newer than the snapshot searched
                 continue
-            chunk, f = found
-            state = by_kb[chunk.kb_id]
-            vec = np.frombuffer(chunk.embedding, dtype="<f4")
+            state = by_kb[found.kb_id]
+            vec = np.frombuffer(found.embedding, dtype="<f4")
             cosine = float(vec @ query_vectors[state.embed_model]) if len(vec) == state.dim else 0.0
             hits.append(
-                SearchHit(chunk_id, state.name, f.path, chunk.ordinal, chunk.text, dict(chunk.meta), cosine, score)
+                SearchHit(chunk_id, state.name, found.path, found.ordinal, found.text, dict(found.meta), cosine, score)
             )
         return hits
