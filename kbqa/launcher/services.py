@@ -100,6 +100,8 @@ def plan(settings: Settings, selection: Selection, config_file: str | None) -> l
         probe = answers_ok("/ready", _bearer(a.api_keys[0].get_secret_value()) if a.api_keys else None)
         argv = [py, "-m", "kbqa.api", *listen(a.host, a.port)]
         env = _api_llm_env(settings, selection, openai_url)
+        if local_llm:  # where the API server asks which models run (/llm_model/list_running_models)
+            env["KBQA_LLM__OPENAI_SERVER__CONTROLLER_ADDRESS"] = controller_url
         specs.append(ServiceSpec("api", argv, a.host, a.port, probe, api_url, env=env))
     if "webui" in wanted:
         specs.append(_webui_spec(settings, api_url, common))

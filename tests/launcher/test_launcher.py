@@ -53,6 +53,7 @@ def test_local_services_are_wired_to_each_other(tmp_path: Path) -> None:
         argv = specs[name].argv
         assert argv[argv.index("--controller-address") + 1] == controller
     assert specs["api"].env["KBQA_LLM__CLIENT__BASE_URL"] == f"http://127.0.0.1:{root.ports['openai']}/v1"
+    assert specs["api"].env["KBQA_LLM__OPENAI_SERVER__CONTROLLER_ADDRESS"] == controller
 
 
 def test_busy_port_is_refused_before_anything_starts(tmp_path: Path) -> None:

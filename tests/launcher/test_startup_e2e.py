@@ -42,6 +42,10 @@ def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
             files = api.get("/knowledge_base/list_files", params={"knowledge_base_name": "samples"}).json()["data"]
             assert len(files) >= 10
 
+            # The API server asks the launcher's controller which models run.
+            running = api.post("/llm_model/list_running_models").json()["data"]
+            assert [m["source"] for m in running.values()] == ["controller"]
+
             r = api.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "e2e"})
             assert r.status_code == 200, r.text
             note = "The Zephyr-9 turbine in hall C is inspected every 41 days by the night shift.\n"
