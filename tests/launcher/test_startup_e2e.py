@@ -84,3 +84,43 @@ def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
     assert not [pid for pid in kids if alive(pid)], "children left running after Ctrl-C"
     busy = [name for name, port in root.ports.items() if not port_free(port)]
     assert not busy, f"ports still bound after Ctrl-C: {busy}"
+
+
+def test_api_server_on_an_external_openai_endpoint(tmp_path: Path) -> None:
+    """`--openai-api-base`: no local controller or worker; the API server answers through the given endpoint (here a
+    kbqa LLM stack started separately, standing in for vLLM or Ollama)."""
+    engine = make_root(tmp_path / "engine", samples=False)
+    kb_side = make_root(tmp_path / "kb", samples=False)
+    llm = engine.start("--llm-api")
+    api = None
+    try:
+        read_until(llm, r"Press Ctrl-C", timeout=300)
+        base = f"http://127.0.0.1:{engine.ports['openai']}/v1"
+        api = kb_side.start("--api", "--openai-api-base", base, "--model-name", "SmolLM2-135M-Instruct")
+        out = read_until(api, r"Press Ctrl-C", timeout=300)
+        assert "starting api (" in out and "model_worker" not in out
+        with httpx.Client(base_url=kb_side.api_url, timeout=300) as http:
+            assert (
+                http.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "ext"}).status_code
+                == 200
+            )
+            note = "The Zephyr-9 turbine in hall C is inspected every 41 days by the night shift.\n"
+            files = [("files", ("turbine.txt", note.encode(), "text/plain"))]
+            assert (
+                http.post("/knowledge_base/upload_docs", data={"knowledge_base_name": "ext"}, files=files).status_code
+                == 200
+            )
+            body = {"query": "How often is the turbine inspected?", "knowledge_base_name": "ext", "stream": False}
+            r = http.post("/chat/knowledge_base_chat", json={**body, "max_tokens": 12})
+            assert r.status_code == 200, r.text
+            event = json.loads(r.text.removeprefix("data: ").strip().splitlines()[0])
+            assert event["answer"].strip() and event["sources"][0]["file"] == "turbine.txt"
+            running = http.post("/llm_model/list_running_models").json()["data"]
+            assert "SmolLM2-135M-Instruct" in running
+    except BaseException:
+        llm.kill()
+        if api is not None:
+            api.kill()
+        raise
+    assert "all services stopped" in stop(api)
+    assert "all services stopped" in stop(llm)
