@@ -18,7 +18,7 @@ from kbqa.embeddings.pool import EmbedderPool
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.settings import Settings
 from tests.conftest import make_settings
-from tests.llm.llm_topology import CHAT_MODEL, Stack, free_port
+from tests.llm.llm_topology import chat_stack, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -76,17 +76,8 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory, embedders: Embedder
 def llm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Controller + the bundled SmolLM2 worker + the OpenAI-compatible server; yields the client base URL.
     Module-scoped: only the chat module needs it, and the model's memory is given back when that module ends."""
-    stack = Stack(tmp_path_factory.mktemp("llm-stack"))
-    try:
-        controller = stack.controller()
-        stack.wait_http(controller)
-        stack.worker("chat-worker", controller, "--max-batch-size", "8")
-        openai = stack.openai_server(controller)
-        stack.wait_for_models(controller, {CHAT_MODEL}, workers=1)
-        stack.wait_http(openai)
-        yield f"{openai.url}/v1"
-    finally:
-        stack.stop_all()
+    with chat_stack(tmp_path_factory.mktemp("llm-stack"), max_batch_size=8) as services:
+        yield f"{services['openai'].url}/v1"
 
 
 def llm_overrides(base_url: str) -> dict[str, object]:

@@ -18,7 +18,7 @@ import pytest
 from kbqa.embeddings.pool import EmbedderPool
 from tests.api.conftest import LiveServer
 from tests.conftest import make_settings
-from tests.llm.llm_topology import API_KEY, CHAT_MODEL, Service, Stack, free_port
+from tests.llm.llm_topology import API_KEY, CHAT_MODEL, Service, chat_stack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -46,19 +46,9 @@ def static_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory: pytest.TempPathFactory, static_port: int) -> Iterator[dict[str, Service]]:
-    stack = Stack(tmp_path_factory.mktemp("web-client-llm"))
-    try:
-        controller = stack.controller()
-        stack.wait_http(controller)
-        worker = stack.worker("chat-worker", controller, "--max-batch-size", "4")
-        openai = stack.openai_server(
-            controller, "--api-keys", API_KEY, "--allowed-origins", f"http://127.0.0.1:{static_port}"
-        )
-        stack.wait_for_models(controller, {CHAT_MODEL}, workers=1)
-        stack.wait_http(openai, headers={"Authorization": f"Bearer {API_KEY}"})
-        yield {"controller": controller, "worker": worker, "openai": openai}
-    finally:
-        stack.stop_all()
+    origin = f"http://127.0.0.1:{static_port}"
+    with chat_stack(tmp_path_factory.mktemp("web-client-llm"), "--allowed-origins", origin, api_key=API_KEY) as llm:
+        yield llm
 
 
 @pytest.fixture(scope="module")

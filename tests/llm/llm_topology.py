@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,3 +117,21 @@ class Stack:
     def stop_all(self) -> None:
         for s in reversed(self.services):
             s.stop()
+
+
+@contextmanager
+def chat_stack(
+    tmp: Path, *openai_args: str, api_key: str | None = None, max_batch_size: int = 4
+) -> Iterator[dict[str, Service]]:
+    """Controller + the bundled chat model's worker + the OpenAI server (with ``api_key`` when given), ready."""
+    stack = Stack(tmp)
+    try:
+        controller = stack.controller()
+        stack.wait_http(controller)
+        worker = stack.worker("chat-worker", controller, "--max-batch-size", str(max_batch_size))
+        openai = stack.openai_server(controller, *(["--api-keys", api_key] if api_key else []), *openai_args)
+        stack.wait_for_models(controller, {CHAT_MODEL}, workers=1)
+        stack.wait_http(openai, headers={"Authorization": f"Bearer {api_key}"} if api_key else None)
+        yield {"controller": controller, "worker": worker, "openai": openai}
+    finally:
+        stack.stop_all()

@@ -20,7 +20,7 @@ import pytest
 from kbqa.embeddings.pool import EmbedderPool
 from tests.api.conftest import LiveServer
 from tests.conftest import make_settings
-from tests.llm.llm_topology import API_KEY, CHAT_MODEL, Service, Stack, free_port
+from tests.llm.llm_topology import API_KEY, CHAT_MODEL, Service, Stack, chat_stack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +34,8 @@ DOC = (
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    stack = Stack(tmp_path_factory.mktemp("terminal-llm"))
-    try:
-        controller = stack.controller()
-        stack.wait_http(controller)
-        worker = stack.worker("chat-worker", controller, "--max-batch-size", "4")
-        openai = stack.openai_server(controller, "--api-keys", API_KEY)
-        stack.wait_for_models(controller, {CHAT_MODEL}, workers=1)
-        stack.wait_http(openai, headers={"Authorization": f"Bearer {API_KEY}"})
-        yield {"controller": controller, "worker": worker, "openai": openai}
-    finally:
-        stack.stop_all()
+    with chat_stack(tmp_path_factory.mktemp("terminal-llm"), api_key=API_KEY) as services:
+        yield services
 
 
 @pytest.fixture(scope="module")
