@@ -24,7 +24,6 @@ from kbqa.webui.models import (
     JobAccepted,
     KBFile,
     KnowledgeBase,
-    RebuildEvent,
     ServerConfig,
     Source,
     TempUpload,
@@ -37,7 +36,6 @@ _FILES = TypeAdapter(list[KBFile])
 _CHUNKS = TypeAdapter(list[Chunk])
 _SOURCES = TypeAdapter(list[Source])
 _JOB = TypeAdapter(Job)
-_REBUILD_EVENT = TypeAdapter(RebuildEvent)
 _SERVER_CONFIG = TypeAdapter(ServerConfig)
 
 
@@ -269,11 +267,10 @@ class KBQAClient:
                 return
             time.sleep(interval_s)
 
-    def rebuild(self, kb: str) -> Iterator[RebuildEvent]:
-        """Rebuild the KB's index from its content folder; one event per file, then a closing one."""
-        with self._stream("/knowledge_base/recreate_vector_store", {"knowledge_base_name": kb}) as events:
-            for event in events:
-                yield self._parse(_REBUILD_EVENT, event)
+    def rebuild(self, kb: str) -> JobAccepted:
+        """Rebuild the KB's index from its content folder, as a background job (progress and cancel like uploads)."""
+        body = {"knowledge_base_name": kb, "background": True}
+        return self._accepted(self._data("POST", "/knowledge_base/recreate_vector_store", json=body))
 
     def download(self, kb: str, path: str) -> bytes:
         params = {"knowledge_base_name": kb, "file_name": path}

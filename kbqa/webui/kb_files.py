@@ -11,7 +11,6 @@ from kbqa.webui.models import KBFile, KnowledgeBase
 from kbqa.webui.widgets import (
     download_button,
     location,
-    remember_job,
     resume_job,
     short_time,
     show_remembered_job,
@@ -107,23 +106,12 @@ def _rebuild(ctx: UIContext, kb: str) -> None:
     st.caption("Rebuild re-reads every file of the content folder and replaces the whole index.")
     if not st.button("Rebuild vector store", icon=":material/construction:", key=f"kb_rebuild_{kb}"):
         return
-    client = ctx.client
-    bar = st.progress(0.0, text="Rebuilding: starting…")
-    job_id = None
     try:
-        for event in client.rebuild(kb):
-            job_id = event.job_id or job_id
-            if event.total:
-                bar.progress(min(1.0, (event.finished or 0) / event.total), text=f"Rebuilding {event.msg}")
-        if job_id is None:
-            raise ApiClientError("the rebuild stream ended without naming its job")
-        job = client.job(job_id)
+        accepted = ctx.client.rebuild(kb)
     except ApiClientError as exc:
         st.error(exc.message)
         return
-    bar.progress(1.0, text="Rebuilt")
-    remember_job("files", kb, job)
-    st.rerun()
+    track_job(ctx, "files", kb, accepted.job_id, "Rebuilding")
 
 
 def render(ctx: UIContext, kb: KnowledgeBase) -> None:

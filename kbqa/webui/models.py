@@ -129,15 +129,6 @@ class JobAccepted:
     failed_files: dict[str, str] = field(default_factory=dict)  # refused before the job started (e.g. too large)
 
 
-class RebuildEvent(_Model):
-    code: int = 200
-    msg: str = ""
-    total: int | None = None
-    finished: int | None = None
-    doc: str | None = None
-    job_id: str | None = None
-
-
 @dataclass
 class TempUpload:
     id: str
