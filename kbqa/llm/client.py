@@ -41,6 +41,8 @@ class StreamDelta:
     text: str
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
+    # Not OpenAI's: the cited passages a kbqa knowledge base (/kb/v1) sends with its last chunk.
+    sources: list[dict[str, Any]] | None = None
 
 
 def _headers(settings: ClientSettings) -> dict[str, str]:
@@ -99,11 +101,12 @@ def _parse_sse(line: str) -> StreamDelta | None:
         status = {"rate_limit_error": 429, "invalid_request_error": 400}.get(str(err.get("type")), 503)
         raise error_from_envelope(status, {"error": err})
     choices = chunk.get("choices") or []
+    sources = chunk.get("sources") if isinstance(chunk.get("sources"), list) else None
     if not choices:
-        return StreamDelta("", usage=chunk.get("usage"))
+        return StreamDelta("", usage=chunk.get("usage"), sources=sources)
     choice = choices[0]
     return StreamDelta(
-        (choice.get("delta") or {}).get("content") or "", choice.get("finish_reason"), chunk.get("usage")
+        (choice.get("delta") or {}).get("content") or "", choice.get("finish_reason"), chunk.get("usage"), sources
     )
 
 

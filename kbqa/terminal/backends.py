@@ -180,6 +180,8 @@ class OpenAIBackend(ChatBackend):
             for delta in deltas:
                 if delta.text:
                     yield Delta(delta.text)
+                if delta.sources:  # a knowledge base served as an OpenAI model (kbqa's /kb/v1)
+                    yield Delta(sources=delta.sources)
 
     def close(self) -> None:
         self._client.close()

@@ -174,6 +174,24 @@ def test_chat_with_a_knowledge_base_prints_sources(api_server: LiveServer, tmp_p
     assert child.exitstatus == 0
 
 
+def test_chat_with_a_knowledge_base_served_as_an_openai_model_prints_sources(
+    api_server: LiveServer, tmp_path: Path
+) -> None:
+    """`--api-base http://host:7861/kb/v1 --model samples`: the API server's OpenAI face of a KB; its sources too."""
+    base = f"{api_server.url}/kb/v1"
+    child = spawn_chat(tmp_path, "--api-base", base, "--model", "samples", "--max-new-tokens", "12")
+    child.expect(f"samples at {base}")
+    child.expect(PROMPT)
+    child.sendline("Which port does the API server listen on?")
+    child.expect("assistant: ")
+    answer, _ = read_answer(child)
+    assert re.search(r"\[1\] guide/ports\.md .*relevance 0\.\d\d", answer), answer
+    child.sendline("!!exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def run_test_message(model: str, controller: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [KBQA, "test-message", "--model-name", model, "--controller-address", controller, *extra],
