@@ -15,6 +15,7 @@ from kbqa.errors import ConfigError
 from kbqa.settings import Settings, load_settings
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext, store
+from kbqa.webui.i18n import language_selector, t
 from kbqa.webui.settings import default_api_url
 
 PAGES = Path(__file__).resolve().parent / "page_scripts"
@@ -54,13 +55,10 @@ def _connection(settings: Settings, default_url: str) -> UIContext:
         client.health()
     except ApiClientError as exc:
         error = exc.message
-    with st.sidebar.expander("API server", expanded=error is not None, icon=":material/dns:"):
-        st.text_input("Address", key=URL_KEY, help="The kbqa API server this UI talks to (python -m kbqa.api).")
-        st.text_input("API key", key=API_KEY_KEY, type="password", help="Needed when the server sets api.api_keys.")
-        if error:
-            st.caption(":red[Not connected]")
-        else:
-            st.caption(f":green[Connected] to {url}")
+    with st.sidebar.expander(t("api_server"), expanded=error is not None, icon=":material/dns:"):
+        st.text_input(t("api_address"), key=URL_KEY, help=t("api_address_help"))
+        st.text_input(t("api_key"), key=API_KEY_KEY, type="password", help=t("api_key_help"))
+        st.caption(t("not_connected") if error else t("connected", url=url))
     return UIContext(settings, client, error)
 
 
@@ -71,15 +69,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = _load_settings(args.config)
     except (ConfigError, ValidationError) as exc:
-        st.error(f"The settings cannot be loaded: {exc}")
+        st.error(t("settings_error", error=exc))
         st.stop()
+    # First in the sidebar and before any page text: everything below is drawn in the chosen language.
+    language_selector(settings.webui.language)
     ctx = _connection(settings, (args.api_url or default_api_url(settings)).rstrip("/"))
     store(ctx)
     # File pages (not callables) so that each has its own URL and Streamlit's AppTest can switch to it.
     nav = st.navigation(
         [
-            st.Page(PAGES / "chat.py", title="Chat", icon=":material/chat:", url_path="chat", default=True),
-            st.Page(PAGES / "knowledge_base.py", title="Knowledge bases", icon=":material/library_books:"),
+            st.Page(PAGES / "chat.py", title=t("page_chat"), icon=":material/chat:", url_path="chat", default=True),
+            st.Page(PAGES / "knowledge_base.py", title=t("page_kb"), icon=":material/library_books:"),
         ]
     )
     nav.run()

@@ -10,7 +10,8 @@ import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
-from kbqa.webui.conversation import MODE_NAMES, Conversation, Mode, Turn, describe_source
+from kbqa.webui.conversation import MODES, Conversation, Mode, Turn, describe_source, mode_name
+from kbqa.webui.i18n import language, t
 from kbqa.webui.models import ChatEvent, ServerConfig, Source
 from kbqa.webui.widgets import download_button, plain, relevance_badge
 
@@ -75,22 +76,22 @@ def _model_picker(ctx: UIContext, cfg: ServerConfig) -> str | None:
     try:
         models = _models(ctx.client, ctx.client.base_url)
     except ApiClientError as exc:
-        st.caption(f":orange[LLM models unavailable: {exc.message}]")
+        st.caption(t("models_unavailable", error=exc.message))
         return None
     if not models:
-        st.caption(":orange[No LLM is running; answers will fail until one is started.]")
+        st.caption(t("no_llm_running"))
         return None
     default = cfg.llm_models[0] if cfg.llm_models else None
     index = models.index(default) if default in models else 0
-    return st.selectbox("LLM", models, index=index, key="chat_model")
+    return st.selectbox(t("llm"), models, index=index, key="chat_model")
 
 
 def _file_chat_upload(client: KBQAClient) -> tuple[str, list[str]] | None:
-    uploaded = st.file_uploader("Files to chat with", accept_multiple_files=True, key="chat_files")
+    uploaded = st.file_uploader(t("chat_files"), accept_multiple_files=True, key="chat_files")
     current: tuple[str, list[str]] | None = st.session_state.get(FILE_CHAT_KEY)
-    if st.button("Upload for file chat", disabled=not uploaded, icon=":material/upload:"):
+    if st.button(t("chat_upload"), disabled=not uploaded, icon=":material/upload:"):
         try:
-            with st.spinner("Reading and indexing the files…"):
+            with st.spinner(t("chat_indexing")):
                 result = client.upload_temp(
                     [(f.name, f.getvalue()) for f in uploaded or []], prev_id=current[0] if current else None
                 )
@@ -98,19 +99,20 @@ def _file_chat_upload(client: KBQAClient) -> tuple[str, list[str]] | None:
             st.error(exc.message)
         else:
             for failure in result.failed_files:
-                st.error(f"Not usable: {failure}")
+                st.error(t("not_usable", failure=failure))
             current = (result.id, [f.name for f in uploaded or []])
             st.session_state[FILE_CHAT_KEY] = current
     if current:
-        st.caption(f"Chatting with: {', '.join(current[1])}")
+        st.caption(t("chatting_with", files=", ".join(current[1])))
     return current
 
 
 def _sidebar(ctx: UIContext, cfg: ServerConfig, conversation: Conversation) -> ChatOptions:
     ui = ctx.settings.webui
     with st.sidebar:
-        st.subheader("Chat settings")
-        mode: Mode = st.radio("Mode", list(MODE_NAMES), format_func=MODE_NAMES.__getitem__, key="chat_mode")
+        st.subheader(t("chat_settings"))
+        lang = language()
+        mode: Mode = st.radio(t("mode"), MODES, format_func=lambda m: mode_name(m, lang), key="chat_mode")
         model = _model_picker(ctx, cfg)
         options = ChatOptions(mode, model, cfg.temperature, ui.history_len, ui.max_tokens)
         if mode == "kb":
@@ -120,38 +122,35 @@ def _sidebar(ctx: UIContext, cfg: ServerConfig, conversation: Conversation) -> C
                 st.error(exc.message)
                 names = []
             index = names.index(cfg.default_kb) if cfg.default_kb in names else 0
-            options.kb = st.selectbox("Knowledge base", names, index=index, key="chat_kb") if names else None
+            options.kb = st.selectbox(t("knowledge_base"), names, index=index, key="chat_kb") if names else None
             options.target = options.kb or ""
             if not names:
-                st.caption(":orange[No knowledge base yet: create one on the Knowledge bases page.]")
+                st.caption(t("no_kb_yet"))
         elif mode == "file":
             uploaded = _file_chat_upload(ctx.client)
             if uploaded:
                 options.knowledge_id, options.target = uploaded[0], ", ".join(uploaded[1])
         if mode != "llm":
-            options.top_k = st.slider("Chunks to retrieve (top_k)", 1, 20, cfg.top_k, key="chat_top_k")
+            options.top_k = st.slider(t("top_k"), 1, 20, cfg.top_k, key="chat_top_k")
             min_relevance = st.slider(
-                "Minimum relevance",
+                t("min_relevance"),
                 0.0,
                 1.0,
                 round(max(0.0, 1.0 - cfg.score_threshold / 2.0), 2),
                 0.01,
                 key="chat_min_relevance",
-                help="Chunks less relevant than this (cosine similarity, 0-1) are not used. It is sent as "
-                "Chatchat's score_threshold = 2 - 2 × relevance.",
+                help=t("min_relevance_help"),
             )
             options.score_threshold = _relevance_to_threshold(min_relevance)
-        options.temperature = st.slider("Temperature", 0.0, 2.0, cfg.temperature, 0.05, key="chat_temperature")
-        options.history_len = int(
-            st.number_input("History (question/answer pairs)", 0, 20, ui.history_len, key="chat_history_len")
-        )
+        options.temperature = st.slider(t("temperature"), 0.0, 2.0, cfg.temperature, 0.05, key="chat_temperature")
+        options.history_len = int(st.number_input(t("history_len"), 0, 20, ui.history_len, key="chat_history_len"))
         left, right = st.columns(2)
-        if left.button("Clear", icon=":material/delete_sweep:", disabled=not conversation.turns, width="stretch"):
+        if left.button(t("clear"), icon=":material/delete_sweep:", disabled=not conversation.turns, width="stretch"):
             st.session_state[CONVERSATION_KEY] = Conversation()
             st.rerun()
         right.download_button(
-            "Export",
-            data=conversation.to_markdown(),
+            t("export"),
+            data=conversation.to_markdown(lang=lang),
             file_name="kbqa-conversation.md",
             mime="text/markdown",
             icon=":material/download:",
@@ -163,10 +162,10 @@ def _sidebar(ctx: UIContext, cfg: ServerConfig, conversation: Conversation) -> C
 
 
 def _show_sources(client: KBQAClient, turn: Turn) -> None:
-    with st.expander(f"Sources ({len(turn.sources)})", icon=":material/format_quote:"):
+    with st.expander(t("sources_count", count=len(turn.sources)), icon=":material/format_quote:"):
         for source in turn.sources:
             header, button = st.columns([5, 1], vertical_alignment="center")
-            where = plain(describe_source(source, with_relevance=False))
+            where = plain(describe_source(source, with_relevance=False, lang=language()))
             header.markdown(f"**[{source.index}]** {where} {relevance_badge(source.relevance)}")
             # File chat sources name a temporary KB that is not served for download.
             if source.url and source.knowledge_base_name:
@@ -177,15 +176,15 @@ def _show_sources(client: KBQAClient, turn: Turn) -> None:
 
 def _show_feedback(client: KBQAClient, turn: Turn) -> None:
     if turn.feedback_sent:
-        st.caption("Feedback sent, thank you.")
+        st.caption(t("feedback_sent"))
         return
     thumbs, reason_col, send = st.columns([1, 6, 2], vertical_alignment="center")
     with thumbs:
         score = st.feedback("thumbs", key=f"fb_{turn.id}")
     reason = reason_col.text_input(
-        "Reason", key=f"fb_reason_{turn.id}", placeholder="Why? (optional)", label_visibility="collapsed"
+        t("reason"), key=f"fb_reason_{turn.id}", placeholder=t("reason_placeholder"), label_visibility="collapsed"
     )
-    if send.button("Send feedback", key=f"fb_send_{turn.id}", disabled=score is None):
+    if send.button(t("send_feedback"), key=f"fb_send_{turn.id}", disabled=score is None):
         try:
             assert turn.message_id is not None
             # Chatchat's feedback score is 0-100: thumbs up is 100, thumbs down 0.
@@ -208,7 +207,7 @@ def _show_turn(client: KBQAClient, turn: Turn) -> None:
         if turn.sources:
             _show_sources(client, turn)
         elif turn.mode != "llm" and not turn.error:
-            st.caption("No source was relevant enough to cite.")
+            st.caption(t("no_source"))
         if turn.message_id:
             _show_feedback(client, turn)
 
@@ -234,10 +233,10 @@ def _events(client: KBQAClient, options: ChatOptions, conversation: Conversation
 
 def _ask(client: KBQAClient, options: ChatOptions, conversation: Conversation, query: str) -> None:
     if options.mode == "kb" and not options.kb:
-        st.warning("Choose a knowledge base in the sidebar first (or create one on the Knowledge bases page).")
+        st.warning(t("choose_kb_first"))
         return
     if options.mode == "file" and not options.knowledge_id:
-        st.warning("Upload the files to chat with in the sidebar first.")
+        st.warning(t("upload_files_first"))
         return
     turn = Turn(query, options.mode, options.target)
     with st.chat_message("user"):
@@ -254,21 +253,19 @@ def _ask(client: KBQAClient, options: ChatOptions, conversation: Conversation, q
 
 
 def render(ctx: UIContext) -> None:
-    st.title("Chat")
+    st.title(t("page_chat"))
     ctx.require_server()
     conversation = _conversation()
     options = _sidebar(ctx, ctx.server_config(), conversation)
     if not conversation.turns:
-        st.caption(
-            {
-                "kb": "Ask a question about the chosen knowledge base; the answer cites its sources.",
-                "llm": "Chat with the LLM directly (no retrieval).",
-                "file": "Upload files in the sidebar, then ask about them.",
-            }[options.mode]
-        )
+        st.caption(t(f"intro_{options.mode}"))
     for turn in conversation.turns:
         _show_turn(ctx.client, turn)
-    placeholder = {"kb": f"Ask {options.kb or 'a knowledge base'}…", "llm": "Message the LLM…"}
-    query = st.chat_input(placeholder.get(options.mode, "Ask about the uploaded files…"))
+    placeholder = {
+        "kb": t("ask_kb", kb=options.kb or t("a_knowledge_base")),
+        "llm": t("message_llm"),
+        "file": t("ask_files"),
+    }[options.mode]
+    query = st.chat_input(placeholder)
     if query and query.strip():
         _ask(ctx.client, options, conversation, query.strip())

@@ -9,6 +9,7 @@ import streamlit as st
 
 from kbqa.settings import Settings
 from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.i18n import t
 from kbqa.webui.models import ServerConfig
 
 _KEY = "kbqa_context"
@@ -44,6 +45,6 @@ def store(ctx: UIContext) -> None:
 def current() -> UIContext:
     ctx = st.session_state.get(_KEY)
     if ctx is None:  # a page script run on its own instead of through webui.py
-        st.error("Open the web UI through its entry point: `streamlit run webui.py`.")
+        st.error(t("open_entry_point"))
         st.stop()
     return ctx

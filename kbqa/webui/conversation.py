@@ -1,5 +1,5 @@
 """The chat page's conversation: its turns, the history sent with a question, and the Markdown export. Plain data,
-no Streamlit, so it is easy to test."""
+no Streamlit calls, so it is easy to test."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kbqa.webui.i18n import text
 from kbqa.webui.models import Source
 
 Mode = Literal["kb", "llm", "file"]
-MODE_NAMES: dict[Mode, str] = {"kb": "Knowledge base chat", "llm": "LLM chat", "file": "File chat"}
+MODES: tuple[Mode, ...] = ("kb", "llm", "file")
+
+
+def mode_name(mode: Mode, lang: str = "en") -> str:
+    return text(lang, f"mode_{mode}")
 
 
 @dataclass
@@ -45,32 +50,33 @@ class Conversation:
             messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
         return messages
 
-    def to_markdown(self, now: datetime | None = None) -> str:
-        """The whole conversation with its sources, for the export button."""
+    def to_markdown(self, now: datetime | None = None, lang: str = "en") -> str:
+        """The whole conversation with its sources, for the export button (in the UI's language)."""
         stamp = (now or datetime.now()).strftime("%Y-%m-%d %H:%M")
-        lines = [f"# kbqa conversation ({stamp})", ""]
+        lines = [f"# {text(lang, 'export_title', stamp=stamp)}", ""]
         for i, turn in enumerate(self.turns, start=1):
             where = f" — {turn.target}" if turn.target else ""
-            lines += [f"## {i}. {MODE_NAMES[turn.mode]}{where}", "", f"**Question:** {turn.question}", ""]
+            question = f"{text(lang, 'export_question')} {turn.question}"
+            lines += [f"## {i}. {mode_name(turn.mode, lang)}{where}", "", question, ""]
             if turn.error:
-                lines += [f"**Error:** {turn.error}", ""]
-            lines += ["**Answer:**", "", turn.answer or "_(no answer)_", ""]
+                lines += [f"{text(lang, 'export_error')} {turn.error}", ""]
+            lines += [text(lang, "export_answer"), "", turn.answer or text(lang, "export_no_answer"), ""]
             if turn.sources:
-                lines += ["**Sources:**", ""]
+                lines += [text(lang, "export_sources"), ""]
                 for s in turn.sources:
-                    lines.append(f"{s.index}. {describe_source(s)}")
+                    lines.append(f"{s.index}. {describe_source(s, lang=lang)}")
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
 
-def describe_source(source: Source, *, with_relevance: bool = True) -> str:
+def describe_source(source: Source, *, with_relevance: bool = True, lang: str = "en") -> str:
     """``file (page 3, "Heading") — relevance 0.89``"""
     where = []
     if source.page is not None:
-        where.append(f"page {source.page}")
+        where.append(text(lang, "loc_page", value=source.page))
     if source.heading:
         where.append(f'"{source.heading}"')
-    text = source.file + (f" ({', '.join(where)})" if where else "")
+    described = source.file + (f" ({', '.join(where)})" if where else "")
     if with_relevance and source.relevance is not None:
-        text += f" — relevance {source.relevance:.2f}"
-    return text
+        described += text(lang, "source_relevance", value=source.relevance)
+    return described

@@ -7,13 +7,14 @@ import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError
 from kbqa.webui.context import UIContext
+from kbqa.webui.i18n import t
 from kbqa.webui.models import Chunk, KnowledgeBase, ServerConfig
 from kbqa.webui.widgets import location, plain, relevance_badge
 
 
 def _show(hits: list[Chunk]) -> None:
     if not hits:
-        st.info("Nothing is relevant enough: lower the minimum relevance or rephrase the query.")
+        st.info(t("nothing_relevant"))
         return
     for rank, hit in enumerate(hits, start=1):
         with st.container(border=True):
@@ -24,19 +25,19 @@ def _show(hits: list[Chunk]) -> None:
                 st.progress(min(1.0, max(0.0, hit.relevance)))
             st.markdown(plain(hit.text))
             if hit.score is not None:
-                st.caption(f"Chatchat score (distance, lower is better): {hit.score:.3f}")
+                st.caption(t("chatchat_score", score=hit.score))
 
 
 def render(ctx: UIContext, kb: KnowledgeBase, cfg: ServerConfig) -> None:
     results_key = f"kb_hits_{kb.name}"
     with st.form(f"kb_hit_testing_{kb.name}"):
-        query = st.text_input("Query", placeholder="A question a user might ask")
+        query = st.text_input(t("query"), placeholder=t("query_placeholder"))
         k_col, relevance_col = st.columns(2)
-        top_k = k_col.number_input("Chunks (top_k)", 1, 50, cfg.top_k)
+        top_k = k_col.number_input(t("hit_top_k"), 1, 50, cfg.top_k)
         min_relevance = relevance_col.slider(
-            "Minimum relevance", 0.0, 1.0, round(max(0.0, 1.0 - cfg.score_threshold / 2.0), 2), 0.01
+            t("min_relevance"), 0.0, 1.0, round(max(0.0, 1.0 - cfg.score_threshold / 2.0), 2), 0.01
         )
-        submitted = st.form_submit_button("Search", icon=":material/search:")
+        submitted = st.form_submit_button(t("search"), icon=":material/search:")
     if submitted and query.strip():
         try:
             # The API filters on Chatchat's distance 2 - 2*relevance (lower is better).

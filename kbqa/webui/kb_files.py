@@ -7,6 +7,7 @@ import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
+from kbqa.webui.i18n import t
 from kbqa.webui.models import KBFile, KnowledgeBase
 from kbqa.webui.widgets import (
     download_button,
@@ -31,19 +32,19 @@ def _size(n: int) -> str:
 
 def _status(f: KBFile) -> str:
     if not f.in_db:
-        return "not indexed: select it and Re-index"
-    return f.status if f.in_folder else f"{f.status} (file missing)"
+        return t("not_indexed")
+    return f.status if f.in_folder else t("file_missing", status=f.status)
 
 
 def _table(files: list[KBFile]) -> None:
     rows = [
         {
-            "File": f.path,
-            "Chunks": f.chunk_count,
-            "Status": _status(f),
-            "Size": _size(f.size),
-            "Updated": short_time(f.updated_at),
-            "Error": f.error,
+            t("col_file"): f.path,
+            t("col_chunks"): f.chunk_count,
+            t("col_status"): _status(f),
+            t("col_size"): _size(f.size),
+            t("col_updated"): short_time(f.updated_at),
+            t("col_error"): f.error,
         }
         for f in files
     ]
@@ -52,18 +53,18 @@ def _table(files: list[KBFile]) -> None:
 
 def _actions(ctx: UIContext, kb: str, paths: list[str]) -> None:
     client = ctx.client
-    selected = st.multiselect("Selected files", paths, key=f"kb_files_selected_{kb}", placeholder="Choose files")
+    selected = st.multiselect(t("selected_files"), paths, key=f"kb_files_selected_{kb}", placeholder=t("choose_files"))
     row = st.container(horizontal=True, vertical_alignment="center")
-    reindex = row.button("Re-index", icon=":material/refresh:", disabled=not selected, key=f"kb_reindex_{kb}")
-    delete = row.button("Delete", icon=":material/delete:", disabled=not selected, key=f"kb_delete_files_{kb}")
-    delete_content = row.checkbox("Also delete them from disk", key=f"kb_files_delete_content_{kb}")
+    reindex = row.button(t("reindex"), icon=":material/refresh:", disabled=not selected, key=f"kb_reindex_{kb}")
+    delete = row.button(t("delete"), icon=":material/delete:", disabled=not selected, key=f"kb_delete_files_{kb}")
+    delete_content = row.checkbox(t("delete_from_disk"), key=f"kb_files_delete_content_{kb}")
     if reindex:
         try:
             accepted = client.reindex(kb, selected)
         except ApiClientError as exc:
             st.error(exc.message)
             return
-        track_job(ctx, "files", kb, accepted.job_id, "Re-indexing", accepted.failed_files)
+        track_job(ctx, "files", kb, accepted.job_id, t("reindexing"), accepted.failed_files)
     if delete:
         try:
             failed = client.delete_files(kb, selected, delete_content=delete_content)
@@ -74,14 +75,12 @@ def _actions(ctx: UIContext, kb: str, paths: list[str]) -> None:
             st.error(f"**{name}**: {reason}")
         if not failed:
             st.session_state.pop(f"kb_files_selected_{kb}", None)
-            st.toast(f"Deleted {len(selected)} file(s)", icon=":material/delete:")
+            st.toast(t("files_deleted", count=len(selected)), icon=":material/delete:")
             st.rerun()
 
 
 def _chunks(client: KBQAClient, kb: str, paths: list[str]) -> None:
-    path = st.selectbox(
-        "View the chunks of", paths, index=None, placeholder="Choose a file", key=f"kb_chunks_file_{kb}"
-    )
+    path = st.selectbox(t("view_chunks"), paths, index=None, placeholder=t("choose_file"), key=f"kb_chunks_file_{kb}")
     if not path:
         return
     try:
@@ -90,28 +89,29 @@ def _chunks(client: KBQAClient, kb: str, paths: list[str]) -> None:
         st.error(exc.message)
         return
     caption, button = st.columns([5, 1], vertical_alignment="center")
-    caption.caption(f"{len(chunks)} chunks in {path}")
+    caption.caption(t("chunks_in", count=len(chunks), path=path))
     with button:
         download_button(client, kb, path, f"kb_chunks_dl_{kb}")
-    rows = [{"#": c.ordinal, "Where": location(c.metadata), "Text": c.text} for c in chunks]
+    where, text = t("col_where"), t("col_text")
+    rows = [{"#": c.ordinal, where: location(c.metadata), text: c.text} for c in chunks]
     columns = {
         "#": st.column_config.NumberColumn(width=50),
-        "Where": st.column_config.TextColumn(width=140),
-        "Text": st.column_config.TextColumn(width=900),
+        where: st.column_config.TextColumn(width=140),
+        text: st.column_config.TextColumn(width=900),
     }
     st.dataframe(rows, hide_index=True, width="stretch", column_config=columns)
 
 
 def _rebuild(ctx: UIContext, kb: str) -> None:
-    st.caption("Rebuild re-reads every file of the content folder and replaces the whole index.")
-    if not st.button("Rebuild vector store", icon=":material/construction:", key=f"kb_rebuild_{kb}"):
+    st.caption(t("rebuild_caption"))
+    if not st.button(t("rebuild"), icon=":material/construction:", key=f"kb_rebuild_{kb}"):
         return
     try:
         accepted = ctx.client.rebuild(kb)
     except ApiClientError as exc:
         st.error(exc.message)
         return
-    track_job(ctx, "files", kb, accepted.job_id, "Rebuilding")
+    track_job(ctx, "files", kb, accepted.job_id, t("rebuilding"))
 
 
 def render(ctx: UIContext, kb: KnowledgeBase) -> None:
@@ -129,6 +129,6 @@ def render(ctx: UIContext, kb: KnowledgeBase) -> None:
         st.divider()
         _chunks(ctx.client, kb.name, paths)
     else:
-        st.info("No files yet: add some in the Upload tab.")
+        st.info(t("no_files"))
     st.divider()
     _rebuild(ctx, kb.name)

@@ -8,6 +8,7 @@ import streamlit as st
 from kbqa.webui import hit_testing, kb_files, kb_upload
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
+from kbqa.webui.i18n import t
 from kbqa.webui.models import KnowledgeBase, ServerConfig
 
 SELECTED_KEY = "kb_selected"
@@ -23,29 +24,31 @@ def _picker(kbs: list[KnowledgeBase]) -> KnowledgeBase | None:
     if st.session_state.get(SELECTED_KEY) not in options:  # deleted, or never chosen
         st.session_state.pop(SELECTED_KEY, None)
 
+    new_label = t("new_kb")  # read now: a format_func may be called outside the script run (AppTest does)
+
     def label(name: str) -> str:
         # Names only: the frontend keeps an option's first label, so counts here would go stale.
-        return "➕ New knowledge base…" if name == NEW else name
+        return new_label if name == NEW else name
 
-    name = st.selectbox("Knowledge base", options, format_func=label, key=SELECTED_KEY)
+    name = st.selectbox(t("knowledge_base"), options, format_func=label, key=SELECTED_KEY)
     return by_name.get(name)
 
 
 def _create_form(client: KBQAClient, cfg: ServerConfig) -> None:
-    st.subheader("Create a knowledge base")
+    st.subheader(t("create_kb"))
     with st.form("kb_create"):
-        name = st.text_input("Name", placeholder="e.g. product_docs", help="Letters, digits, '_', '-' and '.'.")
-        info = st.text_area("Description", placeholder="What is in it (shown to users, used by agents)")
+        name = st.text_input(t("name"), placeholder=t("name_placeholder"), help=t("name_help"))
+        info = st.text_area(t("description"), placeholder=t("description_placeholder"))
         left, right = st.columns(2)
         vs_types = cfg.vs_types or [cfg.default_vs_type]
-        vs_type = left.selectbox("Vector store", vs_types, index=_index(vs_types, cfg.default_vs_type))
+        vs_type = left.selectbox(t("vector_store"), vs_types, index=_index(vs_types, cfg.default_vs_type))
         models = cfg.embed_models or [cfg.embed_model]
-        embed_model = right.selectbox("Embedding model", models, index=_index(models, cfg.embed_model))
-        submitted = st.form_submit_button("Create", type="primary", icon=":material/add:")
+        embed_model = right.selectbox(t("embed_model"), models, index=_index(models, cfg.embed_model))
+        submitted = st.form_submit_button(t("create"), type="primary", icon=":material/add:")
     if not submitted:
         return
     if not name.strip():
-        st.error("Give the knowledge base a name.")
+        st.error(t("name_required"))
         return
     try:
         client.create_knowledge_base(name.strip(), info=info.strip(), vs_type=vs_type, embed_model=embed_model)
@@ -53,7 +56,7 @@ def _create_form(client: KBQAClient, cfg: ServerConfig) -> None:
         st.error(exc.message)
         return
     st.session_state[PENDING_KEY] = name.strip()
-    st.toast(f"Created knowledge base {name.strip()}", icon=":material/check:")
+    st.toast(t("kb_created", name=name.strip()), icon=":material/check:")
     st.rerun()
 
 
@@ -65,13 +68,13 @@ def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
     if kb.info:
         st.caption(kb.info)
     files, chunks, index = st.columns([1, 1, 2], vertical_alignment="center")
-    files.metric("Files", kb.file_count)
-    chunks.metric("Chunks", kb.chunk_count)
+    files.metric(t("files"), kb.file_count)
+    chunks.metric(t("chunks"), kb.chunk_count)
     # Text, not metrics: a model name is too long for a metric's large font.
-    index.markdown(f"**Vector store:** {kb.vs_type}  \n**Embedding model:** {kb.embed_model}")
-    with st.expander("Manage", icon=":material/settings:"):
-        info = st.text_area("Description", value=kb.info, key=f"kb_info_{kb.name}")
-        if st.button("Save description", disabled=info == kb.info, key=f"kb_info_save_{kb.name}"):
+    index.markdown(t("kb_index_info", vs_type=kb.vs_type, embed_model=kb.embed_model))
+    with st.expander(t("manage"), icon=":material/settings:"):
+        info = st.text_area(t("description"), value=kb.info, key=f"kb_info_{kb.name}")
+        if st.button(t("save_description"), disabled=info == kb.info, key=f"kb_info_save_{kb.name}"):
             try:
                 client.update_info(kb.name, info)
             except ApiClientError as exc:
@@ -79,21 +82,19 @@ def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
             else:
                 st.rerun()
         st.divider()
-        sure = st.checkbox(
-            f"Delete {kb.name} with all its files and chunks", key=f"kb_delete_sure_{kb.name}", value=False
-        )
-        if st.button("Delete knowledge base", type="primary", disabled=not sure, key=f"kb_delete_{kb.name}"):
+        sure = st.checkbox(t("delete_kb_sure", name=kb.name), key=f"kb_delete_sure_{kb.name}", value=False)
+        if st.button(t("delete_kb"), type="primary", disabled=not sure, key=f"kb_delete_{kb.name}"):
             try:
                 client.delete_knowledge_base(kb.name)
             except ApiClientError as exc:
                 st.error(exc.message)
             else:
-                st.toast(f"Deleted knowledge base {kb.name}", icon=":material/delete:")
+                st.toast(t("kb_deleted", name=kb.name), icon=":material/delete:")
                 st.rerun()
 
 
 def render(ctx: UIContext) -> None:
-    st.title("Knowledge bases")
+    st.title(t("page_kb"))
     ctx.require_server()
     client = ctx.client
     cfg = ctx.server_config()
@@ -107,7 +108,7 @@ def render(ctx: UIContext) -> None:
         _create_form(client, cfg)
         return
     _overview(client, kb)
-    files_tab, upload_tab, search_tab = st.tabs(["Files", "Upload", "Hit testing"])
+    files_tab, upload_tab, search_tab = st.tabs([t("tab_files"), t("tab_upload"), t("tab_hit_testing")])
     with files_tab:
         kb_files.render(ctx, kb)
     with upload_tab:

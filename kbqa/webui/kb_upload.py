@@ -7,6 +7,7 @@ import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError
 from kbqa.webui.context import UIContext
+from kbqa.webui.i18n import t
 from kbqa.webui.models import KnowledgeBase, ServerConfig
 from kbqa.webui.widgets import resume_job, show_remembered_job, track_job
 
@@ -18,20 +19,18 @@ def render(ctx: UIContext, kb: KnowledgeBase, cfg: ServerConfig) -> None:
     resume_job(ctx, "upload", kb.name)
     upload_round = st.session_state.get(_ROUND_KEY, 0)
     uploaded = st.file_uploader(
-        "Files (PDF, Word, PowerPoint, Excel, Markdown, HTML, text, CSV, JSON, e-books, e-mails…)",
+        t("upload_files"),
         accept_multiple_files=True,
         key=f"kb_uploader_{kb.name}_{upload_round}",
     )
-    folder = st.text_input(
-        "Into sub-folder (optional)", key=f"kb_upload_folder_{kb.name}", placeholder="e.g. manuals/2024"
-    )
-    override = st.checkbox("Replace files that already exist", key=f"kb_upload_override_{kb.name}")
-    with st.expander("Splitting", icon=":material/content_cut:"):
+    folder = st.text_input(t("sub_folder"), key=f"kb_upload_folder_{kb.name}", placeholder=t("sub_folder_placeholder"))
+    override = st.checkbox(t("override"), key=f"kb_upload_override_{kb.name}")
+    with st.expander(t("splitting"), icon=":material/content_cut:"):
         size_col, overlap_col = st.columns(2)
-        chunk_size = size_col.number_input("Chunk size (characters)", 50, 10_000, cfg.chunk_size, key="kb_chunk_size")
-        overlap = overlap_col.number_input("Overlap (characters)", 0, 5_000, cfg.chunk_overlap, key="kb_overlap")
-        zh_title = st.checkbox("Chinese title enhancement", value=cfg.zh_title_enhance, key="kb_zh_title")
-    if not st.button("Upload and index", type="primary", icon=":material/upload:", disabled=not uploaded):
+        chunk_size = size_col.number_input(t("chunk_size"), 50, 10_000, cfg.chunk_size, key="kb_chunk_size")
+        overlap = overlap_col.number_input(t("overlap"), 0, 5_000, cfg.chunk_overlap, key="kb_overlap")
+        zh_title = st.checkbox(t("zh_title"), value=cfg.zh_title_enhance, key="kb_zh_title")
+    if not st.button(t("upload_and_index"), type="primary", icon=":material/upload:", disabled=not uploaded):
         return
     prefix = folder.strip().strip("/")
     files = [(f"{prefix}/{f.name}" if prefix else f.name, f.getvalue()) for f in uploaded or []]
@@ -48,4 +47,4 @@ def render(ctx: UIContext, kb: KnowledgeBase, cfg: ServerConfig) -> None:
         st.error(exc.message)
         return
     st.session_state[_ROUND_KEY] = upload_round + 1  # the files are on the server: a fresh uploader next run
-    track_job(ctx, "upload", kb.name, accepted.job_id, "Indexing", accepted.failed_files)
+    track_job(ctx, "upload", kb.name, accepted.job_id, t("indexing"), accepted.failed_files)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -46,6 +46,11 @@ class WebUISettings(BaseModel):
     )
     max_tokens: int | None = Field(
         None, gt=0, description="Longest answer, in tokens. Empty: the API server's llm.client.max_tokens."
+    )
+    language: Literal["en", "zh"] = Field(
+        "en",
+        description="Language of the UI's own text: en (English) or zh (简体中文). Each browser session can switch "
+        "it in the sidebar; messages from the API server are shown as they come.",
     )
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
+from kbqa.webui.i18n import t
 from kbqa.webui.models import Job
 
 LOCATION_KEYS = ("page", "slide", "sheet", "row", "heading")
@@ -29,7 +30,7 @@ def location(metadata: dict[str, Any]) -> str:
     for key in LOCATION_KEYS:
         value = metadata.get(key)
         if value not in (None, ""):
-            parts.append(f'"{value}"' if key == "heading" else f"{key} {value}")
+            parts.append(f'"{value}"' if key == "heading" else t(f"loc_{key}", value=value))
     return " · ".join(parts)
 
 
@@ -37,14 +38,14 @@ def relevance_badge(relevance: float | None) -> str:
     if relevance is None:
         return ""
     color = "green" if relevance >= 0.75 else "orange" if relevance >= 0.5 else "red"
-    return f":{color}-badge[relevance {relevance:.2f}]"
+    return f":{color}-badge[{t('relevance_badge', value=relevance)}]"
 
 
 def download_button(client: KBQAClient, kb: str, path: str, key: str) -> None:
     """Fetched through the API client only when clicked: the browser may not reach the API server itself, and a
     plain link would not carry the API key."""
     st.download_button(
-        "Download",
+        t("download"),
         data=functools.partial(client.download, kb, path),
         file_name=path.rsplit("/", 1)[-1],
         key=key,
@@ -60,16 +61,22 @@ def short_time(value: datetime | None) -> str:
 
 def follow_job(client: KBQAClient, job_id: str, interval_s: float, label: str) -> Job | None:
     """Show a job's progress (bar and per-file table) until it finishes; the finished job, or None on error."""
-    bar = st.progress(0.0, text=f"{label}: waiting to start…")
+    bar = st.progress(0.0, text=t("job_waiting", label=label))
     table = st.empty()
     job: Job | None = None
     try:
         for job in client.follow_job(job_id, interval_s):
             done = job.finished / job.total if job.total else (1.0 if job.done else 0.0)
-            bar.progress(min(1.0, done), text=f"{label}: {job.finished} / {job.total or '?'} files ({job.status})")
+            text = t("job_progress", label=label, finished=job.finished, total=job.total or "?", status=job.status)
+            bar.progress(min(1.0, done), text=text)
             if job.files:
                 rows = [
-                    {"File": name, "Status": p.status, "Chunks": p.chunks, "Error": p.error or ""}
+                    {
+                        t("col_file"): name,
+                        t("col_status"): p.status,
+                        t("col_chunks"): p.chunks,
+                        t("col_error"): p.error or "",
+                    }
                     for name, p in job.files.items()
                 ]
                 table.dataframe(rows, hide_index=True, width="stretch")
@@ -84,15 +91,21 @@ def job_summary(job: Job, refused: dict[str, str] | None = None) -> None:
     result = job.result or {}
     failed = {**(refused or {}), **job.failed_files}
     if job.status == "failed":
-        st.error(f"The job failed: {job.error}")
+        st.error(t("job_failed", error=job.error))
     elif job.status == "cancelled":
-        st.warning("The job was cancelled.")
+        st.warning(t("job_cancelled"))
     else:
         added, updated = len(result.get("added") or []), len(result.get("updated") or [])
         skipped = len(result.get("skipped") or [])
         st.success(
-            f"Done: {added} added, {updated} updated, {skipped} unchanged, {len(failed)} failed; "
-            f"{result.get('chunks', 0)} chunks."
+            t(
+                "job_done",
+                added=added,
+                updated=updated,
+                skipped=skipped,
+                failed=len(failed),
+                chunks=result.get("chunks", 0),
+            )
         )
     for name, reason in failed.items():
         st.error(f"**{name}**: {reason}")
@@ -135,7 +148,7 @@ def resume_job(ctx: UIContext, where: str, kb: str) -> None:
 
 def _follow_running(ctx: UIContext) -> None:
     where, kb, job_id, label, refused = st.session_state[_RUNNING_JOB_KEY]
-    if st.button("Cancel", key=f"job_cancel_{job_id}", icon=":material/cancel:"):
+    if st.button(t("cancel"), key=f"job_cancel_{job_id}", icon=":material/cancel:"):
         try:
             ctx.client.cancel_job(job_id)
         except ApiClientError as exc:
