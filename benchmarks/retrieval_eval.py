@@ -40,10 +40,20 @@ def main() -> None:
     ap.add_argument("--modes", default="dense,keyword,hybrid")
     ap.add_argument("--corpora", default="wiki,inews")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--chunk-size", type=int, help="override kb.chunk_size (the KB name gets a -c<size> suffix)")
+    ap.add_argument("--chunk-overlap", type=int, help="override kb.chunk_overlap")
     args = ap.parse_args()
 
     work = Path(args.workdir).resolve()
-    settings = load_settings(HERE.parent / "configs" / "settings.yaml", root=str(work), paths={"kb_root": str(work)})
+    kb_overrides = {}
+    if args.chunk_size is not None:
+        kb_overrides["chunk_size"] = args.chunk_size
+    if args.chunk_overlap is not None:
+        kb_overrides["chunk_overlap"] = args.chunk_overlap
+    settings = load_settings(
+        HERE.parent / "configs" / "settings.yaml", root=str(work), paths={"kb_root": str(work)}, kb=kb_overrides
+    )
+    suffix = f"-c{args.chunk_size}" if args.chunk_size is not None else ""
     service = KnowledgeBaseService(settings)
     service.create_tables()
     retriever = Retriever(service, settings)
@@ -51,7 +61,7 @@ def main() -> None:
     all_results = {}
     for key in args.corpora.split(","):
         corpus = builders[key](args.docs, args.queries)
-        kb = f"eval-{corpus.name}-{args.docs}"
+        kb = f"eval-{corpus.name}-{args.docs}{suffix}"
         golden_path = work / f"{kb}.golden.jsonl"
         if not service.exists(kb):
             service.create_kb(kb)

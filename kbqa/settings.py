@@ -117,6 +117,12 @@ class EmbeddingSettings(_Section):
 class RetrievalSettings(_Section):
     dense: bool = Field(True, description="Use the vector index (embedding similarity).")
     keyword: bool = Field(True, description="Use the BM25 keyword index (SQLite FTS5; Chinese segmented with jieba).")
+    keywords_in_memory: bool = Field(
+        True,
+        description="Score BM25 over an in-memory copy of each KB's keyword index (built from the FTS5 table when "
+        "the KB is first searched; about 10 bytes per stored token, ~40 MB at 100,000 chunks) instead of asking "
+        "SQLite: ~1 ms instead of 4-8 ms per query at 100,000 chunks. false: query FTS5 directly, no extra memory.",
+    )
     fusion: Literal["rrf", "weighted"] = Field(
         "weighted",
         description="How dense and keyword rankings combine: rrf = reciprocal-rank fusion; weighted = min-max "

@@ -79,6 +79,13 @@ def remove_kb(session: Session, kb_id: int) -> None:
         session.execute(text(f"DROP TABLE IF EXISTS {table(kb_id)}"))
 
 
+def rows(session: Session, kb_id: int) -> list[tuple[int, str]]:
+    """(chunk id, stored tokens) of every row of a KB's table."""
+    if not available(session) or not _exists(session, table(kb_id)):
+        return []
+    return [(int(r[0]), str(r[1])) for r in session.execute(text(f"SELECT rowid, tokens FROM {table(kb_id)}"))]
+
+
 def count(session: Session, kb_id: int) -> int:
     if not available(session) or not _exists(session, table(kb_id)):
         return 0

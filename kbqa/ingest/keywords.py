@@ -162,7 +162,12 @@ def index_text(text: str) -> str:
 
 def match_query(text: str) -> str | None:
     """An FTS5 MATCH expression (any token, BM25-ranked), or None when the text has no searchable token."""
-    unique = list(dict.fromkeys(tokenize(text)))
+    return match_tokens(tokenize(text))
+
+
+def match_tokens(tokens: list[str]) -> str | None:
+    """The FTS5 MATCH expression of already tokenized text."""
+    unique = list(dict.fromkeys(tokens))
     if not unique:
         return None
     return " OR ".join('"' + tok.replace('"', '""') + '"' for tok in unique)

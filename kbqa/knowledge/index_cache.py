@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from kbqa.db import repository as repo
 from kbqa.db.engine import Database
 from kbqa.errors import KBNotFound
 from kbqa.ingest.keywords import index_text
+from kbqa.knowledge.bm25_index import BM25Index
 from kbqa.store.base import VectorStore
 from kbqa.store.registry import store_class
 
@@ -38,11 +39,14 @@ class IndexState:
     store: VectorStore
     generation: int
     saved_generation: int
+    # in-memory BM25 snapshot of the KB's FTS5 table; None when keyword search goes to SQLite (or there is no FTS5)
+    keywords: BM25Index | None = None
 
 
 class IndexCache:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keywords_in_memory: bool = True) -> None:
         self.db = db
+        self.keywords_in_memory = keywords_in_memory
         self._states: dict[str, IndexState] = {}
         self._open_lock = threading.Lock()
 
@@ -94,7 +98,18 @@ class IndexCache:
             store.save(folder, generation)
             saved = generation
         self._check_keyword_index(kb_id, name)
-        return IndexState(kb_id, name, vs_type, model, dim, folder, store, generation, saved)
+        return IndexState(
+            kb_id, name, vs_type, model, dim, folder, store, generation, saved, self.build_keywords(kb_id)
+        )
+
+    def build_keywords(self, kb_id: int) -> BM25Index | None:
+        """The in-memory BM25 snapshot, from the tokens stored in the FTS5 table (no re-tokenising of chunk text)."""
+        if not self.keywords_in_memory:
+            return None
+        with self.db.read() as s:
+            if not fulltext.available(s):
+                return None
+            return BM25Index.build(fulltext.rows(s, kb_id))
 
     def _check_keyword_index(self, kb_id: int, name: str) -> None:
         """Rows written before the keyword index existed (or by a build without it) are indexed on open."""
@@ -117,7 +132,18 @@ class IndexCache:
                 store.add(ids, vecs)
         return store
 
-    def publish(self, state: IndexState, store: VectorStore, generation: int) -> None:
+    def publish(
+        self,
+        state: IndexState,
+        store: VectorStore,
+        generation: int,
+        added_keywords: Sequence[tuple[int, str]] = (),
+        removed_ids: Sequence[int] = (),
+    ) -> None:
+        """Make a committed change visible to searches: the new vector store and the keyword snapshot updated by
+        the same chunks (added as (chunk id, stored tokens), removed by id)."""
+        if state.keywords is not None and (added_keywords or removed_ids):
+            state.keywords = state.keywords.updated(added_keywords, removed_ids)
         state.store = store
         state.generation = generation
 

@@ -119,7 +119,7 @@ class KnowledgeBaseService:
         self.kb_root = settings.kb_root
         self.db = db or Database(settings.database_url)
         self.embedders = embedders or EmbedderPool(settings.embedding)
-        self.indexes = IndexCache(self.db)
+        self.indexes = IndexCache(self.db, settings.retrieval.keywords_in_memory)
         self._locks: dict[str, threading.RLock] = {}
         self._writing: dict[str, int] = {}
         self._locks_guard = threading.Lock()
@@ -434,6 +434,7 @@ class KnowledgeBaseService:
         removed: list[int] = []
         added_ids: list[np.ndarray] = []
         added_vecs: list[np.ndarray] = []
+        added_keywords: list[tuple[int, str]] = []
         with self.db.session() as s:
             for f in group:
                 old = repo.get_file(s, state.kb_id, f.rel_path)
@@ -467,13 +468,14 @@ class KnowledgeBaseService:
                     ]
                     ids = repo.insert_chunks(s, state.kb_id, row.id, new)
                     added_ids.append(np.asarray(ids, dtype=np.int64))
+                    added_keywords.extend(zip(ids, f.keywords, strict=True))
                     added_vecs.append(f.vectors)
             generation = repo.bump_generation(s, state.kb_id)
         store = state.store.copy()
         store.remove(np.asarray(removed, dtype=np.int64))
         for ids, vecs in zip(added_ids, added_vecs, strict=True):
             store.add(ids, vecs)
-        self.indexes.publish(state, store, generation)
+        self.indexes.publish(state, store, generation, added_keywords, removed)
         for f in group:
             done += 1
             if f.error is not None:
@@ -523,7 +525,7 @@ class KnowledgeBaseService:
                 generation = repo.bump_generation(s, state.kb_id)
             store = state.store.copy()
             store.remove(np.asarray(removed, dtype=np.int64))
-            self.indexes.publish(state, store, generation)
+            self.indexes.publish(state, store, generation, removed_ids=removed)
             self.indexes.save(state)
             if delete_content:
                 for rel in deleted:
@@ -537,6 +539,7 @@ class KnowledgeBaseService:
             state = self.indexes.get(name, self._index_folder, writer_active=False)
             store = self.indexes.rebuild_store(state.kb_id, state.vs_type, state.dim)
             state.store = store
+            state.keywords = self.indexes.build_keywords(state.kb_id)
             state.saved_generation = -1
             self.indexes.save(state)
             return store.count()

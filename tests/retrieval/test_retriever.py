@@ -118,17 +118,38 @@ def _fts_tables(service: KnowledgeBaseService) -> list[str]:
         return [n for n in names if n.removeprefix("chunk_fts_").isdigit()]
 
 
+KEYWORD_QUERIES = ["oolong tea", "unoxidised leaves", "XJ-4471 index", "竹林 复兴号", "flag top-k"]
+
+
+def _assert_memory_matches_sqlite(service: KnowledgeBaseService) -> None:
+    """The in-memory BM25 snapshot the writers updated ranks and scores exactly as FTS5 does on its table."""
+    state = service.index_state("kb")
+    assert state.keywords is not None
+    with service.db.read() as s:
+        assert len(state.keywords) == fulltext.count(s, state.kb_id)
+        for query in KEYWORD_QUERIES:
+            match = match_query(query)
+            assert match is not None
+            expected = fulltext.search(s, [state.kb_id], match, 20)
+            found = state.keywords.search(tokenize(query), 20)
+            assert {i for i, _ in found} == {i for i, _ in expected}, query
+            assert sorted(sc for _, sc in found) == pytest.approx(sorted(sc for _, sc in expected), rel=1e-5)
+
+
 def test_keyword_index_stays_in_step_with_updates_and_deletes(
     retriever: Retriever, service: KnowledgeBaseService
 ) -> None:
     chunks, fts = _fts_count(service)
     assert chunks == fts > 0
+    _assert_memory_matches_sqlite(service)
     service.save_upload("kb", "tea.txt", io.BytesIO(b"Oolong tea is partly oxidised."), override=True)
     service.ingest("kb")
     assert _fts_count(service)[0] == _fts_count(service)[1]
+    _assert_memory_matches_sqlite(service)
     assert paths(retriever.search("kb", "oolong", RetrievalOptions(dense=False))) == ["tea.txt"]
     assert retriever.search("kb", "unoxidised", RetrievalOptions(dense=False)) == []  # old text is gone
     service.delete_files("kb", ["tea.txt"])
+    _assert_memory_matches_sqlite(service)
     assert retriever.search("kb", "oolong", RetrievalOptions(dense=False)) == []
     kb_table = fulltext.table(service.index_state("kb").kb_id)
     assert kb_table in _fts_tables(service)
@@ -145,6 +166,20 @@ def test_lost_keyword_rows_are_rebuilt_on_open(service: KnowledgeBaseService, se
     fresh = KnowledgeBaseService(settings, embedders=embedders)
     hits = Retriever(fresh, settings).search("kb", "复兴号", RetrievalOptions(dense=False))
     assert paths(hits) == ["zh/高铁.txt"]
+
+
+def test_sqlite_keyword_search_when_the_in_memory_copy_is_off(tmp_path: Path, embedders) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path, retrieval={"keywords_in_memory": False})
+    svc = KnowledgeBaseService(settings, embedders=embedders)
+    svc.create_tables()
+    fill(svc, "kb", DOCS)
+    assert svc.index_state("kb").keywords is None
+    retriever = Retriever(svc, settings)
+    assert paths(retriever.search("kb", "竹林", RetrievalOptions(dense=False, keyword=True, top_k=2))) == [
+        "zh/熊猫.txt"
+    ]
+    assert paths(retriever.search("kb", "XJ-4471", RetrievalOptions(top_k=1))) == ["code/error.txt"]
+    svc.close()
 
 
 def test_evaluate_on_a_tiny_golden_set(retriever: Retriever) -> None:

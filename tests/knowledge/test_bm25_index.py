@@ -1,0 +1,114 @@
+"""The in-memory BM25 snapshot against SQLite FTS5's own bm25() over the same stored tokens."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import numpy as np
+import pytest
+
+from kbqa.ingest.keywords import index_text, match_tokens, tokenize
+from kbqa.knowledge.bm25_index import BM25Index, terms
+
+TEXTS = [
+    "Green tea is made from unoxidised leaves; black tea is oxidised before drying.",
+    "Oolong tea is partly oxidised, between green and black teas.",
+    "The error code XJ-4471 means the index generation does not match the database.",
+    "Running the indexer again rebuilds every index from the stored embeddings.",
+    "大熊猫主要生活在四川的竹林里，每天要吃大量的竹子。",
+    "中国的高速铁路网络是世界上最长的，复兴号列车的最高运营时速达到三百五十公里。",
+    "Café owners in Zürich serve coffee and tea; the café opens at seven.",
+    "Indexes, indexing and indexed rows: the stemmer folds them into one term.",
+]
+QUERIES = ["oxidised tea leaves", "XJ-4471", "indexing", "竹林", "复兴号 时速", "cafe zurich", "black green teas"]
+
+
+def fts5(rows: list[tuple[int, str]]) -> sqlite3.Connection:
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE VIRTUAL TABLE t USING fts5(tokens, tokenize='porter unicode61')")
+    con.executemany("INSERT INTO t(rowid, tokens) VALUES (?, ?)", rows)
+    return con
+
+
+def fts5_search(con: sqlite3.Connection, query: str, limit: int = 50) -> list[tuple[int, float]]:
+    match = match_tokens(tokenize(query))
+    assert match is not None
+    sql = "SELECT rowid, -bm25(t) FROM t WHERE t MATCH ? ORDER BY bm25(t), rowid LIMIT ?"
+    return [(int(i), float(s)) for i, s in con.execute(sql, (match, limit))]
+
+
+def assert_same(found: list[tuple[int, float]], expected: list[tuple[int, float]]) -> None:
+    assert [i for i, _ in found] == [i for i, _ in expected]
+    assert [s for _, s in found] == pytest.approx([s for _, s in expected], rel=1e-5)
+
+
+def test_terms_fold_case_diacritics_and_stems_like_fts5_porter() -> None:
+    assert terms(index_text("Indexes indexing INDEXED")) == ["index", "index", "index"]
+    assert terms("café zürich") == ["cafe", "zurich"]
+    assert terms(index_text("复兴号列车")) == tokenize("复兴号列车")  # CJK words are kept whole
+    assert terms("xj-4471 don't") == ["xj", "4471", "don", "t"]
+
+
+def test_scores_and_order_match_sqlite_fts5_bm25() -> None:
+    rows = [(10 + n, index_text(t)) for n, t in enumerate(TEXTS)]
+    con = fts5(rows)
+    index = BM25Index.build(rows)
+    assert len(index) == len(rows)
+    for query in QUERIES:
+        expected = fts5_search(con, query)
+        assert expected, query
+        assert_same(index.search(tokenize(query), 50), expected)
+    assert index.search(tokenize("zebra unicorn"), 5) == []
+
+
+def test_updates_and_deletes_match_a_fresh_build_and_fts5() -> None:
+    rng = random.Random(7)
+    words = [
+        "tea",
+        "leaf",
+        "index",
+        "table",
+        "error",
+        "code",
+        "panda",
+        "bamboo",
+        "train",
+        "speed",
+        "coffee",
+        "green",
+        "black",
+        "river",
+        "stone",
+    ]
+    live: dict[int, str] = {}
+    index = BM25Index()
+    next_id = 1
+    for _ in range(40):  # many small commits: adds, re-ingests (delete + add) and deletes
+        removed = rng.sample(sorted(live), k=min(len(live), rng.randint(0, 3)))
+        added = []
+        for _ in range(rng.randint(0, 6)):
+            added.append((next_id, " ".join(rng.choices(words, k=rng.randint(3, 12)))))
+            next_id += 1
+        index = index.updated(added, removed)
+        for chunk_id in removed:
+            del live[chunk_id]
+        live.update(added)
+    assert len(index) == len(live)
+    assert index.segment_count <= 8  # small segments were merged
+    rows = sorted(live.items())
+    con, fresh = fts5(rows), BM25Index.build(rows)
+    for query in ["tea leaf", "panda bamboo train", "coffee", "stone river green black"]:
+        assert_same(index.search(tokenize(query), 20), fts5_search(con, query, 20))
+        assert_same(fresh.search(tokenize(query), 20), fts5_search(con, query, 20))
+    everything = index.updated(removed=list(live))
+    assert len(everything) == 0 and everything.search(["tea"], 5) == []
+
+
+def test_allowed_ids_filter_before_the_limit() -> None:
+    rows = [(n, "tea " * (n % 5 + 1)) for n in range(1, 101)]
+    index = BM25Index.build(rows)
+    allowed = np.asarray([3, 50, 99], dtype=np.int64)
+    found = index.search(["tea"], 2, allowed)
+    assert len(found) == 2 and {i for i, _ in found} <= {3, 50, 99}
+    assert index.search(["tea"], 10, np.zeros(0, np.int64)) == []
