@@ -15,11 +15,11 @@ length counted over live chunks only, so results match FTS5's ranking.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -30,43 +30,52 @@ B = 0.75
 _MERGE_RATIO = 0.25
 _MAX_SEGMENTS = 8
 
-# FTS5's unicode61 tokenizer splits the stored token text again on anything that is not a letter or digit.
-_TOKEN = re.compile(r"[^\W_]+")
+# Words resolved to index terms: more distinct words than this and the cache starts again.
+_CACHE_LIMIT = 500_000
 
 
-@lru_cache(maxsize=1)
-def _porter():  # type: ignore[no-untyped-def]
-    import Stemmer  # PyStemmer: the Snowball stemmers compiled; ~50x faster than the pure-Python ones
+class _Fts5Terms:
+    """word -> its index terms, exactly as the KB's FTS5 table makes them (``porter unicode61``: case and Latin
+    diacritics folded, Porter-stemmed with the "logi"/"bli" rules of Porter's own C version, split on punctuation).
+    SQLite's tokenizer is not exposed to Python, so distinct words go through an in-memory FTS5 table once and are
+    read back from its fts5vocab view; the results are cached."""
 
-    return Stemmer.Stemmer("porter")
+    def __init__(self) -> None:
+        self._con = sqlite3.connect(":memory:", check_same_thread=False)
+        self._con.execute("CREATE VIRTUAL TABLE w USING fts5(word, tokenize='porter unicode61')")
+        self._con.execute("CREATE VIRTUAL TABLE v USING fts5vocab(w, 'instance')")
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def resolve(self, words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The cache, holding at least ``words``."""
+        cache = self._cache
+        unknown = list({w for w in words if w not in cache})
+        if not unknown:
+            return cache
+        with self._lock:
+            if len(cache) + len(unknown) > _CACHE_LIMIT:
+                cache = self._cache = {}
+            with self._con:
+                self._con.executemany("INSERT INTO w(rowid, word) VALUES (?, ?)", enumerate(unknown))
+                rows = self._con.execute("SELECT doc, term FROM v ORDER BY doc, offset").fetchall()
+                self._con.execute("DELETE FROM w")
+            found: dict[int, tuple[str, ...]] = {}
+            for doc, term in rows:
+                found[doc] = (*found[doc], term) if doc in found else (term,)
+            for n, word in enumerate(unknown):
+                cache[word] = found.get(n, ())
+        return cache
 
 
-@lru_cache(maxsize=200_000)
-def _term(word: str) -> str:
-    """One index term, as FTS5's ``porter unicode61`` makes it: Latin diacritics removed, then Porter-stemmed;
-    CJK words are kept as they are."""
-    if not word.isascii() and any("\u00c0" <= c <= "\u024f" for c in word):
-        folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
-        word = folded if folded.isascii() else word
-    return _porter().stemWord(word) if word.isascii() else word
+_fts5_terms = _Fts5Terms()
 
 
 def terms(tokens: str) -> list[str]:
     """The index terms of a stored token string (``kbqa.ingest.keywords.index_text`` output), in order."""
-    return [_term(w) for w in _TOKEN.findall(tokens.lower())]
-
-
-class _WordIds(dict[str, int]):
-    """word -> term id while building a segment; the stemmer runs once per distinct word."""
-
-    def __init__(self, vocab: dict[str, int]) -> None:
-        super().__init__()
-        self.vocab = vocab
-
-    def __missing__(self, word: str) -> int:
-        term_id = self.vocab.setdefault(_term(word), len(self.vocab))
-        self[word] = term_id
-        return term_id
+    words = tokens.split()
+    cache = _fts5_terms.resolve(words)
+    return [t for w in words for t in cache[w]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +91,34 @@ class _Segment:
 
     @staticmethod
     def build(rows: Sequence[tuple[int, str]]) -> _Segment:
+        docs = [tokens.split() for _, tokens in rows]
+        distinct = list({w for words in docs for w in words})
+        cache = _fts5_terms.resolve(distinct)
         vocab: dict[str, int] = {}
-        word_ids = _WordIds(vocab)
-        term_ids: list[int] = []
-        counts = np.empty(len(rows), dtype=np.int64)
-        for n, (_, tokens) in enumerate(rows):
-            words = _TOKEN.findall(tokens.lower())
-            counts[n] = len(words)
-            term_ids.extend(map(word_ids.__getitem__, words))  # a C-level loop: most words are already known
-        doc_of = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
+        # Each distinct word has 0..n terms (usually 1): a CSR table word -> term ids, so the per-token work below
+        # is numpy indexing rather than Python.
+        per_word = np.fromiter((len(cache[w]) for w in distinct), np.int64, len(distinct))
+        word_start = np.concatenate([[0], np.cumsum(per_word)])
+        word_terms = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for w in distinct for t in cache[w]), np.int64, int(word_start[-1])
+        )
+        index_of = {w: i for i, w in enumerate(distinct)}
+        words_per_doc = np.fromiter(map(len, docs), np.int64, len(docs))
+        tokens = np.fromiter(
+            chain.from_iterable(map(index_of.__getitem__, words) for words in docs), np.int64, int(words_per_doc.sum())
+        )
+        reps = per_word[tokens]
+        token_word = np.repeat(tokens, reps)
+        within = np.arange(len(token_word), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+        term_of = word_terms[word_start[token_word] + within]
+        doc_of = np.repeat(np.repeat(np.arange(len(rows), dtype=np.int64), words_per_doc), reps)
         return _Segment.from_pairs(
             vocab,
-            np.asarray(term_ids, dtype=np.int64),
+            term_of,
             doc_of,
-            np.ones(len(term_ids), dtype=np.float32),
+            np.ones(len(term_of), dtype=np.float32),
             np.asarray([i for i, _ in rows], dtype=np.int64),
-            counts.astype(np.float32),
+            np.bincount(doc_of, minlength=len(rows)).astype(np.float32),
         )
 
     @staticmethod
@@ -234,7 +255,7 @@ class BM25Index:
         """(chunk id, BM25 score; higher is better) of the best ``limit`` live chunks, like FTS5's OR query."""
         if not self._live or limit <= 0:
             return []
-        wanted = list(dict.fromkeys(t for tok in query_tokens for t in terms(tok)))
+        wanted = list(dict.fromkeys(terms(" ".join(query_tokens))))
         avgdl = self._total_len / self._live
         acc: list[np.ndarray | None] = [None] * len(self._segments)
         for term in wanted:

@@ -1,4 +1,10 @@
-"""FAISS exhaustive inner-product index (float16 codes) with stable ids, persisted crash-safely.
+"""FAISS exhaustive inner-product index (int8 codes) with stable ids, persisted crash-safely.
+
+Vectors are stored as signed 8-bit integers: each component times a per-index scale, rounded. FAISS scans those
+codes with integer SIMD (1.5 ms for 100k x 384 against 3.3 ms for float16 codes and 7 ms for float32, one thread),
+and the scale is chosen from the first vectors added so the components use the whole int8 range; the rounding error
+moves a cosine by about 5e-4 (mE5: components within +-0.19, scale ~450). Exact float32 vectors stay in the database,
+and the relevance shown for each hit is computed from them.
 
 On disk, per KB and embedding model: ``index-<generation>.faiss`` files and a ``CURRENT`` file naming the live one.
 Each file is written to a temp name, fsynced and renamed; ``CURRENT`` is replaced the same way, so a kill at any
@@ -19,6 +25,9 @@ from kbqa.atomic_file import atomic_write_bytes
 from kbqa.store.base import VectorStore
 
 CURRENT = "CURRENT"
+CODEC = "int8"
+# Headroom over the largest component seen when the scale is chosen; larger components later are clipped.
+_SCALE_HEADROOM = 1.5
 
 
 _omp = threading.local()
@@ -34,23 +43,26 @@ def _single_omp_thread() -> None:
 
 
 class FaissStore(VectorStore):
-    def __init__(self, index: faiss.IndexIDMap2, dim: int) -> None:
+    def __init__(self, index: faiss.IndexIDMap2, dim: int, scale: float | None = None) -> None:
         self.index = index
         self.dim = dim
+        self.scale = scale  # int8 units per unit of a vector component; set by the first add
 
     @classmethod
     def empty(cls, dim: int) -> FaissStore:
-        # Exhaustive inner product over float16 codes: half the memory and about half the scan time of float32
-        # (a one-query scan is memory-bound: 3.2 ms against 5.7 ms at 100k x 384), with rankings that differ only
-        # on near-ties. The exact float32 vectors stay in the database.
-        quantizer = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        return cls(faiss.IndexIDMap2(quantizer), dim)
+        codes = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit_direct_signed, faiss.METRIC_INNER_PRODUCT)
+        return cls(faiss.IndexIDMap2(codes), dim)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
-        self.index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        if self.scale is None:
+            largest = float(np.abs(vecs).max())
+            self.scale = 127.0 / (_SCALE_HEADROOM * largest) if largest > 0 else 127.0
+        # QT_8bit_direct_signed stores each value + 128 as a byte: the values must already be integers in range.
+        codes = np.clip(np.rint(vecs * self.scale), -128, 127).astype(np.float32)
+        self.index.add_with_ids(np.ascontiguousarray(codes), np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
@@ -58,22 +70,28 @@ class FaissStore(VectorStore):
         return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        # FAISS's SIMD scan of int8 codes truncates the query to integers too: give each query its own scale so its
+        # largest component maps to 127, and divide both scales out of the scores.
+        q_scale = 127.0 / np.maximum(np.abs(q).max(axis=1, keepdims=True), 1e-12)
+        q = np.ascontiguousarray(np.rint(q * q_scale), dtype=np.float32)
         _single_omp_thread()
         n = self.index.ntotal
         if n == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         if allowed is None:
-            return self.index.search(q, min(k, n))
-        params = faiss.SearchParameters()
-        params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        return self.index.search(q, min(k, n, len(allowed)), params=params)
+            scores, ids = self.index.search(q, min(k, n))
+        else:
+            params = faiss.SearchParameters()
+            params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            scores, ids = self.index.search(q, min(k, n, len(allowed)), params=params)
+        return (scores / (q_scale * (self.scale or 1.0))).astype(np.float32), ids
 
     def count(self) -> int:
         return int(self.index.ntotal)
 
     def copy(self) -> FaissStore:
-        return FaissStore(faiss.clone_index(self.index), self.dim)
+        return FaissStore(faiss.clone_index(self.index), self.dim, self.scale)
 
     def save(self, folder: Path, generation: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +102,8 @@ class FaissStore(VectorStore):
             "file": f"index-{generation}.faiss",
             "dim": self.dim,
             "count": self.count(),
+            "codec": CODEC,
+            "scale": self.scale,
         }
         atomic_write_bytes(folder / CURRENT, json.dumps(pointer).encode())
         for old in folder.glob("index-*.faiss"):
@@ -95,11 +115,14 @@ class FaissStore(VectorStore):
     def load(cls, folder: Path, dim: int) -> tuple[FaissStore, int] | None:
         try:
             pointer = json.loads((folder / CURRENT).read_text())
+            if pointer.get("codec") != CODEC:  # saved by an earlier version (float16 codes): rebuilt from the DB
+                return None
             generation = int(pointer["generation"])
+            scale = None if pointer.get("scale") is None else float(pointer["scale"])
             raw = np.fromfile(folder / f"index-{generation}.faiss", dtype=np.uint8)
             index = faiss.deserialize_index(raw)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError):
             return None
         if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
             return None
-        return cls(index, dim), generation
+        return cls(index, dim, scale), generation
