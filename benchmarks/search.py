@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,6 +35,7 @@ from kbqa.db import fulltext
 from kbqa.db import repository as repo
 from kbqa.db.models import KnowledgeFile
 from kbqa.ingest.keywords import index_text, match_query, tokenize
+from kbqa.knowledge.bm25_index import BM25Index
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.retrieval.retriever import RetrievalOptions, Retriever
 from kbqa.settings import load_settings
@@ -105,9 +107,21 @@ def main() -> None:
         f"index rebuilt from the database in {time.perf_counter() - t0:.2f}s ({state.store.count()} vectors, "
         f"BM25 snapshot of {len(state.keywords or [])} chunks)"
     )
+    tracemalloc.start()
     t0 = time.perf_counter()
-    service.indexes.build_keywords(state.kb_id)
-    print(f"in-memory BM25 snapshot built from the FTS5 table in {time.perf_counter() - t0:.2f}s")
+    snapshot = service.indexes.build_keywords(state.kb_id)
+    built_s = time.perf_counter() - t0
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert snapshot is not None
+    image = snapshot.to_bytes(0)
+    t0 = time.perf_counter()
+    BM25Index.from_bytes(image)
+    print(
+        f"in-memory BM25 snapshot: built from the FTS5 table in {built_s:.2f}s, holds {held / 2**20:.0f} MiB; "
+        f"saved image {len(image) / 2**20:.0f} MiB, loaded in {time.perf_counter() - t0:.2f}s"
+    )
+    del snapshot, image
 
     _, all_queries = real_texts()
     queries = [all_queries[int(i)] for i in rng.choice(len(all_queries), args.queries, replace=False)]

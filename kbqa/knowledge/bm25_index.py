@@ -14,9 +14,11 @@ length counted over live chunks only, so results match FTS5's ranking.
 
 from __future__ import annotations
 
+import io
 import math
 import sqlite3
 import threading
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -198,6 +200,42 @@ class BM25Index:
 
     def __len__(self) -> int:
         return self._live
+
+    _FIELDS = ("starts", "docs", "tfs", "ids", "lengths")
+
+    def to_bytes(self, generation: int) -> bytes:
+        """An .npz image (no pickled objects) recording the KB generation it matches."""
+        arrays: dict[str, np.ndarray] = {"generation": np.asarray([generation], np.int64)}
+        for n, (seg, alive) in enumerate(zip(self._segments, self._alive, strict=True)):
+            # terms never hold a newline: FTS5's unicode61 tokenizer splits on whitespace
+            arrays[f"s{n}_vocab"] = np.frombuffer("\n".join(seg.vocab).encode(), np.uint8)
+            arrays[f"s{n}_alive"] = alive
+            for name in self._FIELDS:
+                arrays[f"s{n}_{name}"] = getattr(seg, name)
+        out = io.BytesIO()
+        np.savez(out, **arrays)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple[BM25Index, int]:
+        """The snapshot and generation saved by :meth:`to_bytes`; ValueError when the data is not one."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                generation = int(npz["generation"][0])
+                segments, alive = [], []
+                n = 0
+                while f"s{n}_vocab" in npz:
+                    raw = npz[f"s{n}_vocab"].tobytes().decode()
+                    terms_list = raw.split("\n") if raw else []
+                    seg = _Segment({t: i for i, t in enumerate(terms_list)}, *(npz[f"s{n}_{f}"] for f in cls._FIELDS))
+                    if len(seg.starts) != len(terms_list) + 1 or len(npz[f"s{n}_alive"]) != seg.size:
+                        raise ValueError("inconsistent segment")
+                    segments.append(seg)
+                    alive.append(npz[f"s{n}_alive"].astype(bool))
+                    n += 1
+        except (OSError, KeyError, IndexError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a saved BM25 snapshot: {exc}") from exc
+        return cls(segments, alive), generation
 
     @property
     def segment_count(self) -> int:

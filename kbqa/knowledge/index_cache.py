@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kbqa.atomic_file import atomic_write_bytes
 from kbqa.db import fulltext
 from kbqa.db import repository as repo
 from kbqa.db.engine import Database
@@ -23,6 +24,9 @@ from kbqa.store.base import VectorStore
 from kbqa.store.registry import store_class
 
 log = logging.getLogger(__name__)
+
+# The BM25 snapshot, saved beside the vector index with the generation it matches.
+KEYWORDS_FILE = "keywords.npz"
 
 # (kb name, embed model) -> the folder holding that KB's index for that model
 FolderFor = Callable[[str, str], Path]
@@ -97,10 +101,27 @@ class IndexCache:
             store = self.rebuild_store(kb_id, vs_type, dim)
             store.save(folder, generation)
             saved = generation
-        self._check_keyword_index(kb_id, name)
-        return IndexState(
-            kb_id, name, vs_type, model, dim, folder, store, generation, saved, self.build_keywords(kb_id)
-        )
+        rebuilt_keywords = self._check_keyword_index(kb_id, name)
+        keywords = None if rebuilt_keywords else self._load_keywords(folder, generation)
+        if keywords is None:
+            keywords = self.build_keywords(kb_id)
+            self._save_keywords(folder, keywords, generation)
+        return IndexState(kb_id, name, vs_type, model, dim, folder, store, generation, saved, keywords)
+
+    @staticmethod
+    def _save_keywords(folder: Path, keywords: BM25Index | None, generation: int) -> None:
+        if keywords is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / KEYWORDS_FILE, keywords.to_bytes(generation))
+
+    def _load_keywords(self, folder: Path, generation: int) -> BM25Index | None:
+        if not self.keywords_in_memory:
+            return None
+        try:
+            keywords, saved = BM25Index.from_bytes((folder / KEYWORDS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return keywords if saved == generation else None
 
     def build_keywords(self, kb_id: int) -> BM25Index | None:
         """The in-memory BM25 snapshot, from the tokens stored in the FTS5 table (no re-tokenising of chunk text)."""
@@ -111,19 +132,21 @@ class IndexCache:
                 return None
             return BM25Index.build(fulltext.rows(s, kb_id))
 
-    def _check_keyword_index(self, kb_id: int, name: str) -> None:
-        """Rows written before the keyword index existed (or by a build without it) are indexed on open."""
+    def _check_keyword_index(self, kb_id: int, name: str) -> bool:
+        """Rows written before the keyword index existed (or by a build without it) are indexed on open.
+        Returns whether the FTS5 table was rebuilt."""
         with self.db.read() as s:
             if not fulltext.available(s):
-                return
+                return False
             chunks, indexed = repo.chunk_count(s, kb_id), fulltext.count(s, kb_id)
         if chunks == indexed:
-            return
+            return False
         log.warning("keyword index of %s has %d of %d chunks: rebuilding it", name, indexed, chunks)
         with self.db.session() as s:
             fulltext.remove_kb(s, kb_id)
             for rows in repo.iter_chunk_texts(s, kb_id):
                 fulltext.add(s, kb_id, ((i, index_text(t)) for i, t in rows))
+        return True
 
     def rebuild_store(self, kb_id: int, vs_type: str, dim: int) -> VectorStore:
         store = store_class(vs_type).empty(dim)
@@ -150,6 +173,7 @@ class IndexCache:
     def save(self, state: IndexState) -> None:
         if state.saved_generation != state.generation:
             state.store.save(state.folder, state.generation)
+            self._save_keywords(state.folder, state.keywords, state.generation)
             state.saved_generation = state.generation
 
     def drop(self, name: str) -> None:

@@ -113,3 +113,17 @@ def test_allowed_ids_filter_before_the_limit() -> None:
     found = index.search(["tea"], 2, allowed)
     assert len(found) == 2 and {i for i, _ in found} <= {3, 50, 99}
     assert index.search(["tea"], 10, np.zeros(0, np.int64)) == []
+
+
+def test_saved_snapshot_round_trips_and_garbage_is_refused() -> None:
+    rows = [(10 + n, index_text(t)) for n, t in enumerate(TEXTS)]
+    index = BM25Index.build(rows[:5]).updated(rows[5:], removed=[11])
+    loaded, generation = BM25Index.from_bytes(index.to_bytes(42))
+    assert generation == 42 and len(loaded) == len(index) == len(rows) - 1
+    for query in QUERIES:
+        assert loaded.search(tokenize(query), 10) == index.search(tokenize(query), 10)
+    empty, _ = BM25Index.from_bytes(BM25Index().to_bytes(1))
+    assert len(empty) == 0
+    for junk in (b"", b"garbage", index.to_bytes(1)[:100]):
+        with pytest.raises(ValueError):
+            BM25Index.from_bytes(junk)

@@ -11,6 +11,8 @@ from sqlalchemy import func, select, text
 from kbqa.db import fulltext
 from kbqa.db.models import Chunk, KnowledgeBase
 from kbqa.ingest.keywords import match_query, tokenize
+from kbqa.knowledge.bm25_index import BM25Index
+from kbqa.knowledge.index_cache import KEYWORDS_FILE
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.retrieval.evaluate import evaluate_kb, parse_golden
 from kbqa.retrieval.retriever import RetrievalOptions, Retriever
@@ -156,6 +158,30 @@ def test_keyword_index_stays_in_step_with_updates_and_deletes(
     service.delete_kb("kb")
     assert _fts_count(service) == (0, 0)
     assert kb_table not in _fts_tables(service)  # the knowledge base's keyword table went with it
+
+
+def test_keyword_snapshot_is_saved_and_reloaded_with_its_generation(
+    retriever: Retriever,
+    service: KnowledgeBaseService,
+    settings: Settings,
+    embedders,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    service.delete_files("kb", ["tea.txt"])
+    saved = service.index_state("kb").folder / KEYWORDS_FILE
+    assert saved.is_file()
+    built: list[int] = []
+    real_build = BM25Index.build
+    monkeypatch.setattr(BM25Index, "build", classmethod(lambda cls, rows: built.append(1) or real_build(rows)))
+    fresh = KnowledgeBaseService(settings, embedders=embedders)
+    _assert_memory_matches_sqlite(fresh)
+    assert built == []  # read from the file, not rebuilt
+    fresh.close()
+    saved.write_bytes(b"damaged")
+    again = KnowledgeBaseService(settings, embedders=embedders)
+    _assert_memory_matches_sqlite(again)
+    assert built == [1]  # a damaged file is rebuilt from the FTS5 table
+    again.close()
 
 
 def test_lost_keyword_rows_are_rebuilt_on_open(service: KnowledgeBaseService, settings: Settings, embedders) -> None:  # type: ignore[no-untyped-def]
