@@ -629,14 +629,19 @@ class KnowledgeBaseService:
         with self.db.read() as s:
             rows = repo.chunks_by_ids(s, [i for i, _ in pairs])
         hits: list[SearchHit] = []
+        query = np.asarray(vector, dtype=np.float32).ravel()
         for chunk_id, cos in pairs:
             found = rows.get(chunk_id)
             if found is None:  # deleted by a newer commit than this snapshot
                 continue
-            hit = SearchHit(chunk_id, state.name, found.path, found.ordinal, found.text, dict(found.meta), cos)
+            stored = np.frombuffer(found.embedding, dtype="<f4")
+            # the index holds int8 codes; the score and threshold use the exact stored vector
+            exact = float(stored @ query) if len(stored) == len(query) else cos
+            hit = SearchHit(chunk_id, state.name, found.path, found.ordinal, found.text, dict(found.meta), exact)
             if score_threshold is not None and hit.distance > score_threshold:
                 continue
             hits.append(hit)
+        hits.sort(key=lambda h: -h.cosine)  # exact order among the candidates the codes found
         return hits
 
     def _require(self, s: Any, name: str) -> Any:

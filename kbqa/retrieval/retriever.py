@@ -135,6 +135,8 @@ class Retriever:
         # Over-fetch so a Chatchat threshold or vanished rows still leave top_k hits where possible.
         head = ranked[: max(pool, plan.top_k) * 2 if opts.score_threshold is not None else max(pool, plan.top_k)]
         hits = self._hydrate(states, head, query_vectors)
+        if dense and not keyword:  # a dense-only ranking: exact cosines order what the index's int8 codes found
+            hits.sort(key=lambda h: -h.cosine)
         if plan.rerank and hits:
             reranker = self.rerankers.get(self.settings.rerank_model)
             scores = reranker.scores(query, [h.text for h in hits])
