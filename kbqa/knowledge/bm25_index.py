@@ -33,7 +33,7 @@ _MERGE_RATIO = 0.25
 _MAX_SEGMENTS = 8
 
 # Words resolved to index terms: more distinct words than this and the cache starts again.
-_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 200_000
 
 
 _WORDS_TABLE = "CREATE VIRTUAL TABLE w USING fts5(word, tokenize='porter unicode61')"

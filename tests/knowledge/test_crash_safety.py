@@ -76,6 +76,9 @@ def _check_consistent(root: Path, embedders: EmbedderPool, committed: list[str])
     state = svc.indexes.get("crash", svc._index_folder)
     ids = state.store.search(np.ones((1, state.dim), np.float32), max(1, len(chunk_ids)))[1][0]
     assert set(int(i) for i in ids if i >= 0) == chunk_ids  # the index holds exactly the committed chunks
+    assert state.keywords is not None and len(state.keywords) == len(chunk_ids)  # and so does the BM25 snapshot
+    found = state.keywords.search(["document", "topic", "文档", "主题"], len(chunk_ids) + 1)
+    assert {i for i, _ in found} <= chunk_ids and bool(found) == bool(chunk_ids)
     svc.close()
     return len(files)
 
