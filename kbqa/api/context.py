@@ -16,6 +16,7 @@ from kbqa.chat.retrieval import Searcher, make_searcher
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.jobs.manager import JobManager
+from kbqa.jobs.store import JobStore
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.llm.client import AsyncLLMClient, LLMClient
 from kbqa.settings import Settings
@@ -60,7 +61,7 @@ class AppContext:
         return cls(
             settings=settings,
             service=service,
-            jobs=JobManager(api.ingest_workers, api.max_queued_jobs, api.job_history),
+            jobs=JobManager(api.ingest_workers, api.max_queued_jobs, api.job_history, JobStore(service.db)),
             searcher=searcher,
             prompts=prompts,
             records=records,

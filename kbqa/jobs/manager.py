@@ -1,8 +1,8 @@
 """A bounded pool of background jobs (uploads, updates, rebuilds) with per-file progress and cancellation.
 
 Ingestion is CPU-heavy and holds a KB's writer lock for its whole run; running it on this pool instead of in request
-handlers keeps list/search/chat answering while a large upload is indexed. Jobs live in memory: a restart forgets
-them, but not their effect (every committed file is in the database).
+handlers keeps list/search/chat answering while a large upload is indexed. With a :class:`JobStore`, jobs are also
+saved in the metadata database: after a restart /jobs still lists them, and those the stop cut off are ``interrupted``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbqa.errors import KBQAError
+from kbqa.jobs.store import PROGRESS_EVERY_S, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ Progress = Callable[[dict[str, Any]], None]
 JobFn = Callable[[Progress, threading.Event], Any]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-FINISHED = {SUCCEEDED, FAILED, CANCELLED}
+INTERRUPTED = "interrupted"  # the server stopped while the job was queued or running
+FINISHED = {SUCCEEDED, FAILED, CANCELLED, INTERRUPTED}
 
 
 class JobNotFound(KBQAError):
@@ -104,12 +106,27 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, workers: int, max_queued: int, history: int) -> None:
+    def __init__(self, workers: int, max_queued: int, history: int, store: JobStore | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kbqa-job")
         self._max_queued = max_queued
         self._history = history
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        self._store = store
+        if store is not None:
+            cut = store.interrupt_unfinished({QUEUED, RUNNING}, INTERRUPTED)
+            if cut:
+                log.warning("%d background job(s) were cut off by the last stop: marked %s", cut, INTERRUPTED)
+            for fields in store.recent(history):
+                self._jobs[fields["id"]] = Job(**fields)
+
+    def _save(self, job: Job) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.save(job)
+        except Exception:  # the job itself must not fail because its record could not be written
+            log.exception("could not save the record of job %s", job.id)
 
     def submit(self, kind: str, kb: str, fn: JobFn, summarize: Callable[[Any], dict[str, Any]] | None = None) -> Job:
         with self._lock:
@@ -119,34 +136,55 @@ class JobManager:
             job = Job(uuid.uuid4().hex, kind, kb)
             self._jobs[job.id] = job
             self._forget_old()
+        self._save(job)
         job.future = self._pool.submit(self._run, job, fn, summarize)
         return job
 
     def _run(self, job: Job, fn: JobFn, summarize: Callable[[Any], dict[str, Any]] | None) -> Any:
         if job.cancel.is_set():
             job.status, job.finished_at = CANCELLED, time.time()
+            self._save(job)
             return None
         job.status, job.started_at = RUNNING, time.time()
+        self._save(job)
+        last_saved = time.monotonic()
+
+        def progress(event: dict[str, Any]) -> None:
+            nonlocal last_saved
+            job.record(event)
+            if time.monotonic() - last_saved >= PROGRESS_EVERY_S:
+                self._save(job)
+                last_saved = time.monotonic()
+
         try:
-            result = fn(job.record, job.cancel)
+            result = fn(progress, job.cancel)
         except KBQAError as exc:
             job.status, job.error = FAILED, exc.message
             job.finished_at = time.time()
+            self._save(job)
             raise
         except Exception as exc:
             log.exception("job %s (%s on %s) failed", job.id, job.kind, job.kb)
             job.status, job.error = FAILED, f"{type(exc).__name__}: {exc}"
             job.finished_at = time.time()
+            self._save(job)
             raise
         job.result = summarize(result) if summarize else result
         job.status = CANCELLED if job.cancel.is_set() else SUCCEEDED
         job.finished_at = time.time()
+        self._save(job)
         return result
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.done]
-        for job_id in finished[: max(0, len(finished) - self._history)]:
+        forget = finished[: max(0, len(finished) - self._history)]
+        for job_id in forget:
             del self._jobs[job_id]
+        if forget and self._store is not None:
+            try:
+                self._store.prune(self._history)
+            except Exception:
+                log.exception("could not prune old job records")
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -165,6 +203,7 @@ class JobManager:
         job.cancel.set()
         if job.status == QUEUED and job.future is not None and job.future.cancel():
             job.status, job.finished_at = CANCELLED, time.time()
+            self._save(job)
         return job
 
     def shutdown(self) -> None:

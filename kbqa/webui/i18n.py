@@ -59,6 +59,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_text": ("Text", "内容"),
     "job_failed": ("The job failed: {error}", "任务失败：{error}"),
     "job_cancelled": ("The job was cancelled.", "任务已取消。"),
+    "job_interrupted": (
+        "The API server stopped before this job finished. The files it had indexed are in the knowledge base; "
+        "the others are listed as not indexed: select them and re-index.",
+        "任务完成前 API 服务已停止。已索引的文件在知识库中；其余文件显示为未索引：选中后重新索引即可。",
+    ),
     "job_done": (
         "Done: {added} added, {updated} updated, {skipped} unchanged, {failed} failed; {chunks} chunks.",
         "完成：新增 {added} 个，更新 {updated} 个，未变 {skipped} 个，失败 {failed} 个；共 {chunks} 个分块。",

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+JOB_FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 
 
 class _Model(BaseModel):

@@ -94,6 +94,8 @@ def job_summary(job: Job, refused: dict[str, str] | None = None) -> None:
         st.error(t("job_failed", error=job.error))
     elif job.status == "cancelled":
         st.warning(t("job_cancelled"))
+    elif job.status == "interrupted":
+        st.warning(t("job_interrupted"))
     else:
         added, updated = len(result.get("added") or []), len(result.get("updated") or [])
         skipped = len(result.get("skipped") or [])

@@ -124,3 +124,27 @@ def test_compatible_upload_still_waits_for_the_job(client: httpx.Client) -> None
         json={"knowledge_base_name": KB, "query": "编号 1 的主题", "file_name": "sync/doc_0001.txt"},
     )
     assert [h["metadata"]["source"] for h in hits.json()] == ["sync/doc_0001.txt"]
+
+
+def test_jobs_are_listed_after_a_restart(
+    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("restart")
+    first = server_factory(root)
+    with first.client() as c:
+        c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "restart_kb"})
+        r = c.post(
+            "/knowledge_base/upload_docs",
+            data={"knowledge_base_name": "restart_kb", "background": "true"},
+            files=many_files(3, "r"),
+        )
+        job_id = r.json()["data"]["job_id"]
+        before = wait_job(c, job_id)
+    first.stop()
+    second = server_factory(root)
+    with second.client() as c:
+        after = c.get(f"/jobs/{job_id}").json()["data"]
+        assert [j["id"] for j in c.get("/jobs").json()["data"]] == [job_id]
+    assert after["status"] == before["status"] == "succeeded"
+    assert after["files"] == before["files"] and len(after["files"]) == 3
+    assert after["result"]["added"] == before["result"]["added"]
