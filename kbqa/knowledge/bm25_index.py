@@ -53,14 +53,18 @@ class _Fts5Terms:
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def resolve(self, words: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """The cache, holding at least ``words``."""
+        """A dict holding at least ``words`` (the cache; a reset replaces it rather than emptying it, so a dict
+        returned earlier keeps its words)."""
+        wanted = set(words)
         cache = self._cache
-        unknown = list({w for w in words if w not in cache})
-        if not unknown:
+        if all(w in cache for w in wanted):
             return cache
         with self._lock:
+            cache = self._cache
+            unknown = [w for w in wanted if w not in cache]
             if len(cache) + len(unknown) > _CACHE_LIMIT:
                 cache = self._cache = {}
+                unknown = list(wanted)
             with self._con:
                 self._con.executemany("INSERT INTO w(rowid, word) VALUES (?, ?)", enumerate(unknown))
                 rows = self._con.execute("SELECT doc, term FROM v ORDER BY doc, offset").fetchall()
@@ -76,7 +80,7 @@ class _Fts5Terms:
                 found[doc] = (*found[doc], term) if doc in found else (term,)
             for n, word in enumerate(unknown):
                 cache[word] = found.get(n, ())
-        return cache
+            return cache
 
 
 _fts5_terms = _Fts5Terms()

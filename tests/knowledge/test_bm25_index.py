@@ -127,3 +127,12 @@ def test_saved_snapshot_round_trips_and_garbage_is_refused() -> None:
     for junk in (b"", b"garbage", index.to_bytes(1)[:100]):
         with pytest.raises(ValueError):
             BM25Index.from_bytes(junk)
+
+
+def test_term_cache_reset_keeps_words_resolved_earlier(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kbqa.knowledge.bm25_index as bm25
+
+    monkeypatch.setattr(bm25, "_CACHE_LIMIT", 5)
+    assert terms("running jumps") == ["run", "jump"]
+    assert terms("running jumps swimming quickly tables indexes") == ["run", "jump", "swim", "quickli", "tabl", "index"]
+    assert terms("running") == ["run"]  # a word known before the reset is resolved again
