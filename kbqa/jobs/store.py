@@ -31,21 +31,7 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         snap = job.snapshot()
-        row = JobRecord(
-            id=snap["id"],
-            kind=snap["kind"],
-            kb=snap["knowledge_base_name"],
-            status=snap["status"],
-            created_at=snap["created_at"],
-            started_at=snap["started_at"],
-            finished_at=snap["finished_at"],
-            total=snap["total"],
-            finished=snap["finished"],
-            error=snap["error"],
-            result=snap["result"],
-            files=snap["files"],
-            errors=snap["errors"],
-        )
+        row = JobRecord(kb=snap["knowledge_base_name"], **{c: snap[c] for c in _COLUMNS})
         with self.db.session() as s:
             s.merge(row)
 
@@ -72,19 +58,22 @@ class JobStore:
             s.execute(delete(JobRecord).where(JobRecord.id.not_in(newest)))
 
 
+# Columns named as the job's own fields (the KB is ``kb`` in the table, ``knowledge_base_name`` in a snapshot).
+_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "total",
+    "finished",
+    "error",
+    "result",
+    "files",
+    "errors",
+)
+
+
 def _fields(row: JobRecord) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "kb": row.kb,
-        "status": row.status,
-        "created_at": row.created_at,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "total": row.total,
-        "finished": row.finished,
-        "error": row.error,
-        "result": row.result,
-        "files": dict(row.files or {}),
-        "errors": dict(row.errors or {}),
-    }
+    return {"kb": row.kb, **{c: getattr(row, c) for c in _COLUMNS}}
