@@ -196,15 +196,13 @@ def _merge(parts: Sequence[tuple[_Segment, np.ndarray]]) -> _Segment:
 class BM25Index:
     """An immutable BM25 snapshot; :meth:`updated` returns the next one."""
 
-    __slots__ = ("_alive", "_live", "_segments", "_total_len", "_where")
+    __slots__ = ("_alive", "_live", "_segments", "_total_len")
 
     def __init__(self, segments: Sequence[_Segment] = (), alive: Sequence[np.ndarray] | None = None) -> None:
         self._segments = tuple(segments)
         self._alive = tuple(alive) if alive is not None else tuple(np.ones(s.size, bool) for s in self._segments)
         self._live = sum(int(a.sum()) for a in self._alive)
         self._total_len = sum(float(s.lengths[a].sum()) for s, a in zip(self._segments, self._alive, strict=True))
-        # chunk id -> (segment, local doc) for deletes; built once per snapshot
-        self._where: dict[int, tuple[int, int]] | None = None
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> BM25Index:
@@ -258,20 +256,12 @@ class BM25Index:
         """The snapshot after deleting ``removed`` chunk ids and adding ``added`` (chunk id, token string) rows."""
         segments = list(self._segments)
         alive = list(self._alive)
-        removed = list(removed)
-        if removed:
-            where = self._locate()
-            changed: dict[int, np.ndarray] = {}
-            for chunk_id in removed:
-                found = where.get(int(chunk_id))
-                if found is None:
-                    continue
-                seg, doc = found
-                if seg not in changed:
-                    changed[seg] = alive[seg].copy()
-                changed[seg][doc] = False
-            for seg, mask in changed.items():
-                alive[seg] = mask
+        gone = np.fromiter(removed, np.int64)
+        if len(gone):
+            for n, seg in enumerate(segments):
+                hit = np.isin(seg.ids, gone)
+                if hit.any():
+                    alive[n] = alive[n] & ~hit  # a new mask: the current snapshot keeps its own
         if added:
             segments.append(_Segment.build(added))
             alive.append(np.ones(len(added), bool))
@@ -292,13 +282,6 @@ class BM25Index:
                 alive = np.ones(seg.size, bool)
             compacted.append((seg, alive))
         return compacted
-
-    def _locate(self) -> dict[int, tuple[int, int]]:
-        if self._where is None:
-            self._where = {
-                int(chunk_id): (n, doc) for n, seg in enumerate(self._segments) for doc, chunk_id in enumerate(seg.ids)
-            }
-        return self._where
 
     def search(
         self, query_tokens: Sequence[str], limit: int, allowed: np.ndarray | None = None
