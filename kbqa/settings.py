@@ -120,7 +120,7 @@ class RetrievalSettings(_Section):
     keywords_in_memory: bool = Field(
         True,
         description="Score BM25 over an in-memory copy of each KB's keyword index (built from the FTS5 table when "
-        "the KB is first searched; about 10 bytes per stored token, ~40 MB at 100,000 chunks) instead of asking "
+        "the KB is first searched; about 14 bytes per stored token, ~48 MiB at 100,000 chunks) instead of asking "
         "SQLite: ~1 ms instead of 4-8 ms per query at 100,000 chunks. false: query FTS5 directly, no extra memory.",
     )
     fusion: Literal["rrf", "weighted"] = Field(

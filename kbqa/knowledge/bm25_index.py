@@ -21,6 +21,7 @@ import threading
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -83,13 +84,15 @@ class _Fts5Terms:
             return cache
 
 
-_fts5_terms = _Fts5Terms()
+@lru_cache(maxsize=1)
+def _fts5_terms() -> _Fts5Terms:
+    return _Fts5Terms()  # on first use, not at import: opening SQLite is a side effect
 
 
 def terms(tokens: str) -> list[str]:
     """The index terms of a stored token string (``kbqa.ingest.keywords.index_text`` output), in order."""
     words = tokens.split()
-    cache = _fts5_terms.resolve(words)
+    cache = _fts5_terms().resolve(words)
     return [t for w in words for t in cache[w]]
 
 
@@ -108,7 +111,7 @@ class _Segment:
     def build(rows: Sequence[tuple[int, str]]) -> _Segment:
         docs = [tokens.split() for _, tokens in rows]
         distinct = list({w for words in docs for w in words})
-        cache = _fts5_terms.resolve(distinct)
+        cache = _fts5_terms().resolve(distinct)
         vocab: dict[str, int] = {}
         # Each distinct word has 0..n terms (usually 1): a CSR table word -> term ids, so the per-token work below
         # is numpy indexing rather than Python.
