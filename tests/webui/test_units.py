@@ -136,3 +136,19 @@ def test_webui_reaches_data_over_http_only() -> None:
     forbidden = {m for m in modules if m.split(".")[0] in ("sqlalchemy", "torch", "faiss")}
     forbidden |= {m for m in modules if m.startswith(("kbqa.db", "kbqa.knowledge", "kbqa.store", "kbqa.embeddings"))}
     assert not forbidden
+
+
+def test_an_interrupted_job_counts_as_finished_and_says_what_to_do() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        from kbqa.webui.models import Job
+        from kbqa.webui.widgets import job_summary
+
+        job = Job(id="a" * 32, status="interrupted", errors={"bad.pdf": "no text layer"})
+        assert job.done
+        job_summary(job)
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "re-index" in at.warning[0].value and "bad.pdf" in at.error[0].value
