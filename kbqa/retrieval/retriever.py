@@ -101,9 +101,10 @@ class Retriever:
             return []
         query_tokens = tokenize(query) if plan.keyword else []
         query_vectors = self._query_vectors(states, query)
-        # The keyword search runs on another thread beside the dense index search (SQLite and FAISS both release
-        # the GIL). Not beside the query embedding: the embedding engine already uses every core, and sharing them
-        # slowed it by more than the keyword search costs (measured: 18.4 vs 11.2 ms per query on 2 cores).
+        # The keyword search runs on another thread beside the dense index search (FAISS releases the GIL, and so do
+        # SQLite and most of the BM25 snapshot's numpy work). Not beside the query embedding: the embedding engine
+        # already uses every core, and sharing them slowed it by more than the keyword search costs (measured with
+        # FTS5: 18.4 vs 11.2 ms per query on 2 cores).
         keyword_job = (
             self._keyword_pool.submit(self._keyword, states, query_tokens, plan.candidates, allowed)
             if query_tokens

@@ -1,10 +1,10 @@
 """FAISS exhaustive inner-product index (int8 codes) with stable ids, persisted crash-safely.
 
 Vectors are stored as signed 8-bit integers: each component times a per-index scale, rounded. FAISS scans those
-codes with integer SIMD (1.5 ms for 100k x 384 against 3.3 ms for float16 codes and 7 ms for float32, one thread),
-and the scale is chosen from the first vectors added so the components use the whole int8 range; the rounding error
-moves a cosine by about 5e-4 (mE5: components within +-0.19, scale ~450). Exact float32 vectors stay in the database,
-and the relevance shown for each hit is computed from them.
+codes with integer SIMD (1.5 ms for 100k x 384 against 2.9 ms for float16 codes and 5 ms for float32, one thread;
+benchmarks/search.py), and the scale is chosen from the first vectors added so the components use most of the int8
+range (mE5: components within +-0.19, scale ~450). Rounding the vectors and the query moves a cosine by about 1e-3;
+exact float32 vectors stay in the database, and the scores shown for hits are computed from them.
 
 On disk, per KB and embedding model: ``index-<generation>.faiss`` files and a ``CURRENT`` file naming the live one.
 Each file is written to a temp name, fsynced and renamed; ``CURRENT`` is replaced the same way, so a kill at any
