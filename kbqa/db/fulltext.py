@@ -9,7 +9,7 @@ FTS5; there :func:`available` is False and retrieval falls back to dense search.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.orm import Session
@@ -79,11 +79,21 @@ def remove_kb(session: Session, kb_id: int) -> None:
         session.execute(text(f"DROP TABLE IF EXISTS {table(kb_id)}"))
 
 
-def rows(session: Session, kb_id: int) -> list[tuple[int, str]]:
-    """(chunk id, stored tokens) of every row of a KB's table."""
+def rows(session: Session, kb_id: int, page: int = 5000) -> Iterator[tuple[int, str]]:
+    """(chunk id, stored tokens) of every row of a KB's table, read a page at a time."""
     if not available(session) or not _exists(session, table(kb_id)):
-        return []
-    return [(int(r[0]), str(r[1])) for r in session.execute(text(f"SELECT rowid, tokens FROM {table(kb_id)}"))]
+        return
+    name, last = table(kb_id), -1
+    while True:
+        batch = session.execute(
+            text(f"SELECT rowid, tokens FROM {name} WHERE rowid > :last ORDER BY rowid LIMIT :page"),
+            {"last": last, "page": page},
+        ).all()
+        for row in batch:
+            yield int(row[0]), str(row[1])
+        if len(batch) < page:
+            return
+        last = int(batch[-1][0])
 
 
 def count(session: Session, kb_id: int) -> int:

@@ -32,6 +32,9 @@ B = 0.75
 # segments of geometrically growing size, so each chunk is re-merged O(log n) times.
 _MERGE_RATIO = 0.25
 _MAX_SEGMENTS = 8
+# Segments are not merged beyond this many chunks (a merge holds its postings twice), nor built from more rows.
+_MAX_SEGMENT_DOCS = 250_000
+_BUILD_PAGE = 25_000
 
 # Words resolved to index terms: more distinct words than this and the cache starts again.
 _CACHE_LIMIT = 200_000
@@ -170,27 +173,31 @@ class _Segment:
 
 
 def _merge(parts: Sequence[tuple[_Segment, np.ndarray]]) -> _Segment:
-    """One segment holding the live documents of ``parts`` (segment, alive mask); deleted ones are dropped."""
+    """One segment holding the live documents of ``parts`` (segment, alive mask); deleted ones are dropped.
+
+    Each part's postings are sorted by (term, doc) and the parts' documents are renumbered in order, so a stable sort
+    by term alone gives the merged (term, doc) order: no (term, doc) pair repeats and nothing needs summing."""
     vocab: dict[str, int] = {}
-    term_of, doc_of, weight, ids, lengths = [], [], [], [], []
+    term_of, doc_of, tfs, ids, lengths = [], [], [], [], []
     base = 0
     for seg, alive in parts:
-        remap_term = np.fromiter((vocab.setdefault(t, len(vocab)) for t in seg.vocab), np.int64, len(seg.vocab))
-        new_doc = np.cumsum(alive, dtype=np.int64) - 1 + base
-        per_term = np.diff(seg.starts)
-        p_term = np.repeat(remap_term, per_term)
+        remap_term = np.fromiter((vocab.setdefault(t, len(vocab)) for t in seg.vocab), np.int32, len(seg.vocab))
+        new_doc = (np.cumsum(alive, dtype=np.int64) - 1 + base).astype(np.int32)
         keep = alive[seg.docs]
-        term_of.append(p_term[keep])
+        term_of.append(np.repeat(remap_term, np.diff(seg.starts))[keep])
         doc_of.append(new_doc[seg.docs[keep]])
-        weight.append(seg.tfs[keep])
+        tfs.append(seg.tfs[keep])
         ids.append(seg.ids[alive])
         lengths.append(seg.lengths[alive])
         base += int(alive.sum())
-    return _Segment.from_pairs(
+    terms_all = np.concatenate(term_of)
+    order = np.argsort(terms_all, kind="stable")
+    starts = np.searchsorted(terms_all[order], np.arange(len(vocab) + 1, dtype=np.int32)).astype(np.int64)
+    return _Segment(
         vocab,
-        np.concatenate(term_of),
-        np.concatenate(doc_of),
-        np.concatenate(weight),
+        starts,
+        np.concatenate(doc_of)[order],
+        np.concatenate(tfs)[order],
         np.concatenate(ids),
         np.concatenate(lengths),
     )
@@ -209,8 +216,20 @@ class BM25Index:
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> BM25Index:
-        batch = list(rows)
-        return cls([_Segment.build(batch)] if batch else [])
+        """A snapshot of ``rows`` (chunk id, stored tokens), built a page at a time: building holds the words of one
+        page as Python strings, so memory stays bounded whatever the KB's size."""
+        parts: list[tuple[_Segment, np.ndarray]] = []
+        page: list[tuple[int, str]] = []
+        for row in chain(rows, [None]):
+            if row is not None:
+                page.append(row)
+                if len(page) < _BUILD_PAGE:
+                    continue
+            if page:
+                seg = _Segment.build(page)
+                parts = cls._compact([*parts, (seg, np.ones(seg.size, bool))])
+                page = []
+        return cls([s for s, _ in parts], [a for _, a in parts])
 
     def __len__(self) -> int:
         return self._live
@@ -273,9 +292,12 @@ class BM25Index:
 
     @staticmethod
     def _compact(parts: list[tuple[_Segment, np.ndarray]]) -> list[tuple[_Segment, np.ndarray]]:
-        while len(parts) > 1 and (
-            len(parts) > _MAX_SEGMENTS or int(parts[-1][1].sum()) >= _MERGE_RATIO * int(parts[-2][1].sum())
-        ):
+        while len(parts) > 1:
+            last, before = int(parts[-1][1].sum()), int(parts[-2][1].sum())
+            if last + before > _MAX_SEGMENT_DOCS:  # big segments stay as they are: merging them costs memory
+                break
+            if len(parts) <= _MAX_SEGMENTS and last < _MERGE_RATIO * before:
+                break
             merged = _merge(parts[-2:])
             parts[-2:] = [(merged, np.ones(merged.size, bool))]
         compacted = []
