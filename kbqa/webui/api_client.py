@@ -42,10 +42,11 @@ _SERVER_CONFIG = TypeAdapter(ServerConfig)
 class ApiClientError(Exception):
     """A request to the API server failed; ``message`` says why in words meant for the user."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, unreachable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.unreachable = unreachable  # no answer at all: connection refused, reset or timed out
 
 
 class KBQAClient:
@@ -76,11 +77,14 @@ class KBQAClient:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return ApiClientError(
                 f"Cannot reach the API server at {self.base_url}. Is it running? Start it with "
-                "`python -m kbqa.api` (or `python startup.py -a`), or correct the API address in the sidebar."
+                "`python -m kbqa.api` (or `python startup.py -a`), or correct the API address in the sidebar.",
+                unreachable=True,
             )
         if isinstance(exc, httpx.TimeoutException):
-            return ApiClientError(f"The API server at {self.base_url} did not answer in time ({type(exc).__name__}).")
-        return ApiClientError(f"The connection to the API server at {self.base_url} failed: {exc}")
+            return ApiClientError(
+                f"The API server at {self.base_url} did not answer in time ({type(exc).__name__}).", unreachable=True
+            )
+        return ApiClientError(f"The connection to the API server at {self.base_url} failed: {exc}", unreachable=True)
 
     def _status_error(self, response: httpx.Response) -> ApiClientError:
         status = response.status_code
@@ -258,10 +262,24 @@ class KBQAClient:
         """Ask a background job to stop (a running one stops after its current batch of files)."""
         return self._parse(_JOB, self._data("POST", f"/jobs/{job_id}/cancel"))
 
-    def follow_job(self, job_id: str, interval_s: float = 0.5) -> Iterator[Job]:
-        """Snapshots of a job until it has finished (the last one yielded is finished)."""
+    def follow_job(self, job_id: str, interval_s: float = 0.5, reconnect_s: float = 60.0) -> Iterator[Job]:
+        """Snapshots of a job until it has finished (the last one yielded is finished).
+
+        While the API server cannot be reached (restarting, say), it keeps asking for up to ``reconnect_s``: job
+        records outlive a restart, so the job is then seen finished, or ``interrupted`` if the restart cut it off."""
+        unreachable_since: float | None = None
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except ApiClientError as exc:
+                if not exc.unreachable:  # the server answered: retrying would not change its answer
+                    raise
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > reconnect_s:
+                    raise
+                time.sleep(interval_s)
+                continue
+            unreachable_since = None
             yield job
             if job.done:
                 return

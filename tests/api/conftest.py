@@ -26,11 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 class LiveServer:
     """A uvicorn server running ``create_app(settings)`` in a thread of this process."""
 
-    def __init__(self, settings: Settings, embedders: EmbedderPool) -> None:
+    def __init__(self, settings: Settings, embedders: EmbedderPool, port: int | None = None) -> None:
         self.settings = settings
         self.service = KnowledgeBaseService(settings, embedders=embedders)
         self.app = create_app(settings, self.service)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
@@ -61,9 +61,9 @@ ServerFactory = Callable[..., LiveServer]
 def server_factory(tmp_path_factory: pytest.TempPathFactory, embedders: EmbedderPool) -> Iterator[ServerFactory]:
     started: list[LiveServer] = []
 
-    def make(root: Path | None = None, **overrides: object) -> LiveServer:
+    def make(root: Path | None = None, port: int | None = None, **overrides: object) -> LiveServer:
         root = root or tmp_path_factory.mktemp("api")
-        server = LiveServer(make_settings(root, **overrides), embedders).start()
+        server = LiveServer(make_settings(root, **overrides), embedders, port).start()
         started.append(server)
         return server
 

@@ -3,9 +3,13 @@ refused request. Always a sentence on the page, never a stack trace."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from kbqa.webui.api_client import ApiClientError, KBQAClient
+from kbqa.webui.models import Job
 from tests.api.conftest import LiveServer, ServerFactory, llm_overrides
 from tests.llm.llm_topology import free_port
 from tests.webui.conftest import KB_PAGE, OpenUI
@@ -80,4 +84,36 @@ def test_client_errors_name_the_cause(no_llm: LiveServer) -> None:
         client.search("../etc", "x")
     with pytest.raises(ApiClientError, match=r"HTTP 404"):
         client.job("0" * 32)
+    client.close()
+
+
+def test_following_a_job_rides_out_an_api_restart(
+    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("restart")
+    first = server_factory(root)
+    port = first.port
+    with first.client() as c:
+        c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "kb1"})
+        files = [("files", (f"f{i}.md", f"File {i} of the restart test.".encode(), "text/markdown")) for i in range(3)]
+        form = {"knowledge_base_name": "kb1", "background": "true"}
+        job_id = c.post("/knowledge_base/upload_docs", data=form, files=files).json()["data"]["job_id"]
+    client = KBQAClient(first.url)
+    first_seen = list(client.follow_job(job_id, interval_s=0.1))[-1]
+    first.stop()  # the API server goes away while the UI still polls the job
+
+    followed: list[object] = []
+    thread = threading.Thread(target=lambda: followed.extend(client.follow_job(job_id, interval_s=0.1)))
+    thread.start()
+    time.sleep(1.0)  # the client meets a closed port for a while
+    assert thread.is_alive()
+    server_factory(root, port=port)  # the server is back, on the same address and data
+    thread.join(60)
+    assert not thread.is_alive()
+    last = followed[-1]
+    assert isinstance(last, Job) and last.id == first_seen.id and last.done
+    assert last.status == first_seen.status == "succeeded" and len(last.files) == 3  # it outlived the restart
+    with pytest.raises(ApiClientError, match="Cannot reach") as err:  # nobody there: it gives up in time
+        next(KBQAClient(f"http://127.0.0.1:{free_port()}").follow_job(job_id, interval_s=0.05, reconnect_s=0.3))
+    assert err.value.unreachable
     client.close()
