@@ -36,6 +36,7 @@ _FILES = TypeAdapter(list[KBFile])
 _CHUNKS = TypeAdapter(list[Chunk])
 _SOURCES = TypeAdapter(list[Source])
 _JOB = TypeAdapter(Job)
+_JOBS = TypeAdapter(list[Job])
 _SERVER_CONFIG = TypeAdapter(ServerConfig)
 
 
@@ -257,6 +258,10 @@ class KBQAClient:
 
     def job(self, job_id: str) -> Job:
         return self._parse(_JOB, self._data("GET", f"/jobs/{job_id}"))
+
+    def jobs(self) -> list[Job]:
+        """The server's recent background jobs, newest first, without per-file detail."""
+        return self._parse(_JOBS, self._data("GET", "/jobs"))
 
     def cancel_job(self, job_id: str) -> Job:
         """Ask a background job to stop (a running one stops after its current batch of files)."""

@@ -59,6 +59,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_text": ("Text", "内容"),
     "job_failed": ("The job failed: {error}", "任务失败：{error}"),
     "job_cancelled": ("The job was cancelled.", "任务已取消。"),
+    "recent_jobs": ("Background jobs ({count})", "后台任务（{count}）"),
+    "col_started": ("Started", "开始时间"),
+    "col_job": ("Job", "任务"),
+    "col_done": ("Files done", "已完成文件"),
+    "job_status_queued": ("queued", "排队中"),
+    "job_status_running": ("running", "运行中"),
+    "job_status_succeeded": ("succeeded", "已完成"),
+    "job_status_failed": ("failed", "失败"),
+    "job_status_cancelled": ("cancelled", "已取消"),
+    "job_status_interrupted": ("interrupted by a restart", "因重启而中断"),
     "job_interrupted": (
         "The API server stopped before this job finished. The files it had indexed are in the knowledge base; "
         "the others are listed as not indexed: select them and re-index.",

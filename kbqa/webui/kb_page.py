@@ -3,14 +3,17 @@ hit testing are in tabs (kb_files.py, kb_upload.py, hit_testing.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import streamlit as st
 
 from kbqa.webui import hit_testing, kb_files, kb_upload
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
-from kbqa.webui.i18n import t
+from kbqa.webui.i18n import STRINGS, t
 from kbqa.webui.models import KnowledgeBase, ServerConfig
 
+JOBS_SHOWN = 20
 SELECTED_KEY = "kb_selected"
 PENDING_KEY = "kb_select_next"  # a widget's value cannot be set after it is drawn: the next run applies it
 NEW = "\u0000new"  # the "create" entry of the picker; no knowledge base name can hold a NUL
@@ -93,6 +96,33 @@ def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
                 st.rerun()
 
 
+def _jobs(client: KBQAClient, kb: KnowledgeBase) -> None:
+    """This KB's recent background jobs. Their records outlive an API restart, so an upload a restart cut off is
+    listed here as interrupted, with what to do, even in a new browser session."""
+    try:
+        jobs = [j for j in client.jobs() if j.knowledge_base_name == kb.name][:JOBS_SHOWN]
+    except ApiClientError as exc:
+        st.error(exc.message)
+        return
+    if not jobs:
+        return
+    with st.expander(t("recent_jobs", count=len(jobs)), icon=":material/history:"):
+        rows = [
+            {
+                t("col_started"): datetime.fromtimestamp(j.created_at).strftime("%Y-%m-%d %H:%M:%S")
+                if j.created_at
+                else "",
+                t("col_job"): j.kind,
+                t("col_status"): t(f"job_status_{j.status}") if f"job_status_{j.status}" in STRINGS else j.status,
+                t("col_done"): f"{j.finished}/{j.total}",
+                t("col_error"): j.error or "",
+            }
+            for j in jobs
+        ]
+        # a static table: the interactive dataframes below keep their places on the page
+        st.table(rows)
+
+
 def render(ctx: UIContext) -> None:
     st.title(t("page_kb"))
     ctx.require_server()
@@ -108,6 +138,7 @@ def render(ctx: UIContext) -> None:
         _create_form(client, cfg)
         return
     _overview(client, kb)
+    _jobs(client, kb)
     files_tab, upload_tab, search_tab = st.tabs([t("tab_files"), t("tab_upload"), t("tab_hit_testing")])
     with files_tab:
         kb_files.render(ctx, kb)

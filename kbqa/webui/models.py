@@ -102,6 +102,7 @@ class Job(_Model):
     kind: str = ""
     knowledge_base_name: str = ""
     status: str = ""
+    created_at: float | None = None  # seconds since the epoch
     total: int = 0
     finished: int = 0
     failed: int = 0

@@ -4,11 +4,15 @@ testing."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from kbqa.db.engine import Database
+from kbqa.jobs.manager import Job
+from kbqa.jobs.store import JobStore
 from kbqa.webui.kb_page import NEW
 from tests.api.conftest import LiveServer, ServerFactory
 from tests.webui.conftest import KB_PAGE, OpenUI, by_label, texts
@@ -167,3 +171,32 @@ def test_unindexed_files_are_shown_and_indexed_from_the_table(
     assert not at.exception and not at.error
     table = at.dataframe[0].value.set_index("File")
     assert table.loc["ports.md", "Status"] == "ready" and table.loc["ports.md", "Chunks"] >= 1
+
+
+def test_background_jobs_are_listed_and_one_a_restart_cut_off_says_so(
+    open_ui: OpenUI, server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("jobs_ui")
+    first = server_factory(root)
+    with first.client() as c:
+        c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "jobs_kb"})
+        files = [("files", (f"n{i}.md", f"Note {i}.".encode(), "text/markdown")) for i in range(2)]
+        form = {"knowledge_base_name": "jobs_kb", "background": "true"}
+        job_id = c.post("/knowledge_base/upload_docs", data=form, files=files).json()["data"]["job_id"]
+        while c.get(f"/jobs/{job_id}").json()["data"]["status"] != "succeeded":
+            time.sleep(0.1)
+    first.stop()
+    # as a server killed in the middle of a second upload leaves its record
+    db = Database(first.settings.database_url)
+    JobStore(db).save(Job("b" * 32, "upload_docs", "jobs_kb", status="running", total=5, finished=2))
+    db.dispose()
+
+    second = server_factory(root)  # the restart
+    at = open_ui(second.url, KB_PAGE)
+    at.selectbox(key="kb_selected").set_value("jobs_kb").run()
+    assert not at.exception
+    assert "Background jobs (2)" in [e.label for e in at.expander]
+    table = at.table[0].value
+    assert list(table["Status"]) == ["interrupted by a restart", "succeeded"]  # newest first
+    assert list(table["Files done"]) == ["2/5", "2/2"]
+    assert "re-index" in table["Error"].iloc[0] and table["Error"].iloc[1] == ""
