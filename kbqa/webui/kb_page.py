@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from kbqa.webui import hit_testing, kb_files, kb_upload
 from kbqa.webui.api_client import ApiClientError, KBQAClient
@@ -96,17 +97,17 @@ def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
                 st.rerun()
 
 
-def _jobs(client: KBQAClient, kb: KnowledgeBase) -> None:
-    """This KB's recent background jobs. Their records outlive an API restart, so an upload a restart cut off is
-    listed here as interrupted, with what to do, even in a new browser session."""
+def _jobs(client: KBQAClient, kb: KnowledgeBase, slot: DeltaGenerator) -> None:
+    """This KB's recent background jobs, in ``slot``. Their records outlive an API restart, so an upload a restart
+    cut off is listed here as interrupted, with what to do, even in a new browser session."""
     try:
         jobs = [j for j in client.jobs() if j.knowledge_base_name == kb.name][:JOBS_SHOWN]
     except ApiClientError as exc:
-        st.error(exc.message)
+        slot.error(exc.message)
         return
     if not jobs:
         return
-    with st.expander(t("recent_jobs", count=len(jobs)), icon=":material/history:"):
+    with slot.expander(t("recent_jobs", count=len(jobs)), icon=":material/history:"):
         rows = [
             {
                 t("col_started"): datetime.fromtimestamp(j.created_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -138,7 +139,9 @@ def render(ctx: UIContext) -> None:
         _create_form(client, cfg)
         return
     _overview(client, kb)
-    _jobs(client, kb)
+    # Always a container here, jobs or not: Streamlit keeps the selected tab only while the tabs stay at the same
+    # place in the page, and the first job appearing would otherwise move them (back to the Files tab mid-upload).
+    _jobs(client, kb, st.container())
     files_tab, upload_tab, search_tab = st.tabs([t("tab_files"), t("tab_upload"), t("tab_hit_testing")])
     with files_tab:
         kb_files.render(ctx, kb)
