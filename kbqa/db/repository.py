@@ -24,12 +24,54 @@ class NewChunk:
     keywords: str  # space-separated tokens for the full-text index
 
 
+# A recreate builds its rows under a KB named with this prefix: never a valid KB name (it starts with a dot), so no
+# request can reach it, and never listed.
+STAGING_PREFIX = ".recreate."
+
+
 def get_kb(session: Session, name: str) -> KnowledgeBase | None:
     return session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == name))
 
 
 def list_kbs(session: Session) -> list[KnowledgeBase]:
-    return list(session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name)))
+    stmt = select(KnowledgeBase).where(~KnowledgeBase.name.startswith(STAGING_PREFIX, autoescape=True))
+    return list(session.scalars(stmt.order_by(KnowledgeBase.name)))
+
+
+def _delete_kb_rows(session: Session, kb_id: int) -> None:
+    """Every row of a KB, by set-wise deletes (the ORM cascade would load each file and chunk first). The rows go
+    first: Python's sqlite3 opens the transaction at the first DML, and the DROP must run inside it."""
+    session.execute(delete(Chunk).where(Chunk.kb_id == kb_id))
+    session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id))
+    session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb_id))
+    fulltext.remove_kb(session, kb_id)
+
+
+def staging_names(session: Session) -> list[str]:
+    stmt = select(KnowledgeBase.name).where(KnowledgeBase.name.startswith(STAGING_PREFIX, autoescape=True))
+    return list(session.scalars(stmt))
+
+
+def drop_staging(session: Session, staging_name: str) -> None:
+    """Remove a recreate's staging KB, if a failed or killed run left one."""
+    kb_id = session.scalar(select(KnowledgeBase.id).where(KnowledgeBase.name == staging_name))
+    if kb_id is not None:
+        _delete_kb_rows(session, kb_id)
+
+
+def swap_in_staging(session: Session, name: str, staged_id: int) -> int:
+    """Replace KB ``name`` by its staging KB in this transaction: the old rows go, the staging KB takes the name,
+    description and creation time. Returns the new generation (past the old one, so no saved index matches)."""
+    old = session.scalars(select(KnowledgeBase).where(KnowledgeBase.name == name)).one()
+    info, created_at, generation = old.info, old.created_at, old.generation
+    _delete_kb_rows(session, old.id)
+    session.expunge(old)
+    session.execute(
+        update(KnowledgeBase)
+        .where(KnowledgeBase.id == staged_id)
+        .values(name=name, info=info, created_at=created_at, generation=generation + 1)
+    )
+    return generation + 1
 
 
 def add_kb(session: Session, *, name: str, info: str, vs_type: str, embed_model: str, embed_dim: int) -> KnowledgeBase:

@@ -176,5 +176,10 @@ class IndexCache:
             self._save_keywords(state.folder, state.keywords, state.generation)
             state.saved_generation = state.generation
 
+    def install(self, state: IndexState) -> None:
+        """Publish a whole index built elsewhere (a recreate's staging KB, now swapped in under this name)."""
+        with self._open_lock:
+            self._states[state.name] = state
+
     def drop(self, name: str) -> None:
         self._states.pop(name, None)

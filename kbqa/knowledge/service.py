@@ -130,6 +130,18 @@ class KnowledgeBaseService:
         # create_all checks then creates: two processes starting together would race on SQLite.
         with process_lock(self.kb_root / ".locks" / "schema.lock"):
             self.db.create_tables()
+        self._drop_stale_staging()
+
+    def _drop_stale_staging(self) -> None:
+        """Drop the staging rows of recreates that were killed: those whose KB no writer holds now."""
+        with self.db.read() as s:
+            staged = repo.staging_names(s)
+        for staging in staged:
+            name = staging[len(repo.STAGING_PREFIX) :]
+            with process_lock(self.kb_root / ".locks" / f"{name}.lock", blocking=False) as free:
+                if free:
+                    log.warning("dropping the rows of an unfinished recreate of %s", name)
+                    self._drop_staging(staging)
 
     def close(self) -> None:
         self.db.dispose()
@@ -232,6 +244,7 @@ class KnowledgeBaseService:
                     raise KBNotFound(f"knowledge base {name} not found")
                 fulltext.remove_kb(s, kb.id)
                 s.delete(kb)
+                repo.drop_staging(s, repo.STAGING_PREFIX + name)
             self.indexes.drop(name)
             folder.remove_all()
 
@@ -322,49 +335,62 @@ class KnowledgeBaseService:
         """
         name = validate_kb_name(name)
         cfg = split or self.default_split()
-        folder = self.folder(name)
-        report = IngestReport()
         started = time.perf_counter()
         with self._writer(name):
             state = self.indexes.get(name, self._index_folder, writer_active=False)
-            targets = self._targets(folder, paths, report)
-            with self.db.read() as s:
-                existing = repo.files_by_path(s, state.kb_id, [rel for rel, _ in targets])
-            todo: list[tuple[str, Path, Any]] = []
-            for rel, path in targets:
-                try:
-                    digest = digest_file(path)
-                except OSError as exc:
-                    report.failed[rel] = f"{rel}: cannot read ({exc.strerror})"
-                    continue
-                old = existing.get(rel)
-                if not force and old is not None and _unchanged(old, digest.sha256, cfg):
-                    report.skipped.append(rel)
-                    continue
-                todo.append((rel, path, digest))
-            max_bytes = int(self.settings.kb.max_file_mb * (1 << 20))
-            jobs = (
-                (lambda rel=rel, path=path, digest=digest: prepare_file(rel, path, cfg, max_bytes, digest))
-                for rel, path, digest in todo
-            )
-            total = len(todo)
-            done = 0
-            group: list[PreparedFile] = []
-            group_chunks = 0
-            chunk_budget = self.settings.embedding.batch_size * 8
-            for prepared in prepare_many(jobs, self.settings.kb.parse_workers):
-                group.append(prepared)
-                group_chunks += len(prepared.chunks)
-                if len(group) >= self.settings.kb.commit_every or group_chunks >= chunk_budget:
-                    done = self._commit_group(state, group, cfg, existing, report, progress, done, total)
-                    group, group_chunks = [], 0
-                    if cancel is not None and cancel.is_set():
-                        report.cancelled = True
-                        break
-            if group and not report.cancelled:
-                self._commit_group(state, group, cfg, existing, report, progress, done, total)
+            report = self._ingest_into(state, self.folder(name), paths, cfg, force, progress, cancel)
             self.indexes.save(state)
         report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_into(
+        self,
+        state: IndexState,
+        folder: KBFolder,
+        paths: Iterable[str] | None,
+        cfg: SplitConfig,
+        force: bool,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> IngestReport:
+        """Index files of ``folder`` into the KB of ``state`` (the KB itself, or a recreate's staging KB)."""
+        report = IngestReport()
+        targets = self._targets(folder, paths, report)
+        with self.db.read() as s:
+            existing = repo.files_by_path(s, state.kb_id, [rel for rel, _ in targets])
+        todo: list[tuple[str, Path, Any]] = []
+        for rel, path in targets:
+            try:
+                digest = digest_file(path)
+            except OSError as exc:
+                report.failed[rel] = f"{rel}: cannot read ({exc.strerror})"
+                continue
+            old = existing.get(rel)
+            if not force and old is not None and _unchanged(old, digest.sha256, cfg):
+                report.skipped.append(rel)
+                continue
+            todo.append((rel, path, digest))
+        max_bytes = int(self.settings.kb.max_file_mb * (1 << 20))
+        jobs = (
+            (lambda rel=rel, path=path, digest=digest: prepare_file(rel, path, cfg, max_bytes, digest))
+            for rel, path, digest in todo
+        )
+        total = len(todo)
+        done = 0
+        group: list[PreparedFile] = []
+        group_chunks = 0
+        chunk_budget = self.settings.embedding.batch_size * 8
+        for prepared in prepare_many(jobs, self.settings.kb.parse_workers):
+            group.append(prepared)
+            group_chunks += len(prepared.chunks)
+            if len(group) >= self.settings.kb.commit_every or group_chunks >= chunk_budget:
+                done = self._commit_group(state, group, cfg, existing, report, progress, done, total)
+                group, group_chunks = [], 0
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    break
+        if group and not report.cancelled:
+            self._commit_group(state, group, cfg, existing, report, progress, done, total)
         return report
 
     def add_documents(
@@ -554,27 +580,62 @@ class KnowledgeBaseService:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
-        """Chatchat's recreate_vector_store: drop every chunk and re-ingest all of content/, optionally with another
-        embedding model or vector store type. Rows of files no longer on disk are removed."""
+        """Chatchat's recreate_vector_store: re-ingest all of content/, optionally with another embedding model or
+        vector store type. Rows of files no longer on disk are gone afterwards.
+
+        The new rows are built beside the old ones, under a staging KB that no request can name, and swapped in by
+        one commit at the end: until then searches see the old KB, and a failure, a cancel or a kill at any point
+        leaves it exactly as it was (a killed run's staging rows are dropped by the next recreate or delete).
+        """
         name = validate_kb_name(name)
+        cfg = split or self.default_split()
+        started = time.perf_counter()
         with self._writer(name):
-            dim = self.embedders.get(embed_model).dim if embed_model else None
-            if vs_type:
-                store_class(vs_type)
-            with self.db.session() as s:
+            with self.db.read() as s:
                 kb = self._require(s, name)
-                for f in repo.list_files(s, kb.id):
-                    repo.delete_file(s, f)
-                if embed_model:
-                    kb.embed_model, kb.embed_dim = embed_model, dim  # type: ignore[assignment]
-                if vs_type:
-                    kb.vs_type = vs_type
-                repo.bump_generation(s, kb.id)
-            self.indexes.drop(name)
+                model = embed_model or kb.embed_model
+                vs = vs_type or kb.vs_type
+            store_cls = store_class(vs)  # every value is checked before the first write
+            embedder = self.embedders.get(model)
             folder = self.folder(name)
-            folder.remove_indexes()  # every chunk is gone: no saved index of any model still applies
-            folder.ensure()
-            return self.ingest(name, None, split=split, force=True, progress=progress, cancel=cancel)
+            staging = repo.STAGING_PREFIX + name
+            with self.db.session() as s:
+                repo.drop_staging(s, staging)
+                staged = repo.add_kb(s, name=staging, info="", vs_type=vs, embed_model=model, embed_dim=embedder.dim)
+                staged_id = staged.id
+            try:
+                store = store_cls.empty(embedder.dim)
+                keywords = self.indexes.build_keywords(staged_id)  # empty, or None where keywords stay in SQL
+                state = IndexState(staged_id, staging, vs, model, embedder.dim, folder.root, store, 0, 0, keywords)
+                folder.ensure()
+                report = self._ingest_into(state, folder, None, cfg, True, progress, cancel)
+                if report.cancelled:
+                    raise _Cancelled
+                with self.db.session() as s:
+                    generation = repo.swap_in_staging(s, name, staged_id)
+            except _Cancelled:
+                self._drop_staging(staging)
+                report.seconds = time.perf_counter() - started
+                return report
+            except BaseException:
+                self._drop_staging(staging)
+                raise
+            # committed: the staged index is the KB's index now (its chunk ids are the rows that were moved)
+            self.indexes.drop(name)
+            folder.remove_indexes()  # indexes of the old rows, whatever their model, no longer apply
+            state.name, state.folder = name, self._index_folder(name, model)
+            state.generation, state.saved_generation = generation, -1
+            self.indexes.install(state)
+            self.indexes.save(state)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _drop_staging(self, staging: str) -> None:
+        try:
+            with self.db.session() as s:
+                repo.drop_staging(s, staging)
+        except Exception:  # the original error matters more; the next recreate drops these rows
+            log.exception("could not drop the staging rows of %s", staging)
 
     def prune_db(self, name: str) -> list[str]:
         """Forget files whose content is gone from the folder (Chatchat's --prune-db)."""
@@ -649,6 +710,10 @@ class KnowledgeBaseService:
         if kb is None:
             raise KBNotFound(f"knowledge base {name} not found")
         return kb
+
+
+class _Cancelled(Exception):
+    """A recreate was cancelled before its swap: the staging rows are dropped and the KB is left as it was."""
 
 
 def _unchanged(row: KnowledgeFile, sha256: str, cfg: SplitConfig) -> bool:

@@ -155,3 +155,69 @@ def test_two_writer_processes_on_one_kb_stay_consistent(tmp_path: Path, embedder
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "DONE" in out, err[-2000:]
     assert _check_consistent(tmp_path, embedders, names) == 16
+
+
+RECREATE_WORKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from kbqa.ingest.splitters import SplitConfig
+    from kbqa.knowledge.service import KnowledgeBaseService
+    from tests.conftest import make_settings
+
+    svc = KnowledgeBaseService(make_settings(Path(sys.argv[1]), kb={"commit_every": 1, "parse_workers": 1}))
+    svc.create_tables()
+    def progress(event):
+        print("COMMITTED", event["file"], flush=True)
+    svc.recreate("crash", split=SplitConfig(120, 10), progress=progress)
+    print("DONE", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_commits", [1, 12, 30])
+def test_sigkill_mid_recreate_keeps_the_old_or_the_new_kb(
+    tmp_path: Path, embedders: EmbedderPool, kill_after_commits: int
+) -> None:
+    """A recreate killed at any point: the KB holds every file, with either all old or all new chunks."""
+    _write_corpus(tmp_path / "kb" / "crash" / "content", 30)
+    svc = KnowledgeBaseService(make_settings(tmp_path), embedders=embedders)
+    svc.create_tables()
+    svc.create_kb("crash")
+    svc.ingest("crash")
+    with svc.db.read() as s:
+        old_chunks = set(s.scalars(select(Chunk.id)))
+    svc.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RECREATE_WORKER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert proc.stdout is not None
+    committed = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and committed < kill_after_commits:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        committed += line.startswith("COMMITTED")
+    # 30 commits means the last file is in: the kill then lands around the swap, the index publish or the save
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert committed >= kill_after_commits
+    names = [f"doc{i:03d}.txt" for i in range(30)]
+    assert _check_consistent(tmp_path, embedders, names) == 30  # never fewer files; staging rows dropped
+    svc = KnowledgeBaseService(make_settings(tmp_path), embedders=embedders)
+    with svc.db.read() as s:
+        chunks = set(s.scalars(select(Chunk.id)))
+        sizes = set(s.scalars(select(KnowledgeFile.chunk_size)))
+    svc.close()
+    if chunks == old_chunks:
+        assert sizes == {250}
+    else:  # wholly the new KB: no old chunk left, every file split the new way
+        assert not chunks & old_chunks and sizes == {120}
