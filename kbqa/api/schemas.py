@@ -4,10 +4,9 @@ Chatchat's clients send some (``placeholder``, ``not_refresh_vs_cache``) that me
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kbqa.chat.history import History
 
@@ -170,7 +169,7 @@ class KBDetail(BaseModel):
     embed_dim: int
     file_count: int
     chunk_count: int
-    created_at: datetime
+    created_at: AwareDatetime = Field(..., description="UTC, ISO 8601 with offset")
 
 
 class KBDetailsResponse(BaseResponse):
@@ -198,8 +197,8 @@ class FileDetail(BaseModel):
         "(copied there by hand, or its ingestion was cut off by a restart); status is then 'not_indexed' and "
         "/knowledge_base/update_docs indexes it",
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: AwareDatetime = Field(..., description="UTC, ISO 8601 with offset")
+    updated_at: AwareDatetime = Field(..., description="UTC, ISO 8601 with offset")
 
 
 class FileDetailsResponse(BaseResponse):

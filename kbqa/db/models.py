@@ -18,11 +18,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time, always timezone-aware UTC in Python (ISO 8601 with offset in every response).
+
+    Stored as naive UTC, the way every earlier version wrote these columns: rows written before are read as the UTC
+    they always were, so no data migration is needed, and SQLite (which has no time zones) compares them as before.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value  # naive values are UTC by this project's convention
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -41,8 +64,8 @@ class KnowledgeBase(Base):
     # Bumped by every committed write; an index file records the generation it matches, so a stale index is
     # detected on open and rebuilt from the stored embeddings.
     generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     files: Mapped[list[KnowledgeFile]] = relationship(
         back_populates="kb", cascade="all, delete-orphan", passive_deletes=True
@@ -71,8 +94,8 @@ class KnowledgeFile(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | error
     error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     kb: Mapped[KnowledgeBase] = relationship(back_populates="files")
     chunks: Mapped[list[Chunk]] = relationship(
@@ -109,7 +132,7 @@ class Conversation(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), default="")
     chat_type: Mapped[str] = mapped_column(String(50), default="llm_chat")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Message(Base):
@@ -123,7 +146,7 @@ class Message(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     feedback_score: Mapped[int] = mapped_column(Integer, default=-1)
     feedback_reason: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class JobRecord(Base):

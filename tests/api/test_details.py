@@ -4,6 +4,7 @@ knowledge base's files with size, chunks, status and error, and the creation cho
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -100,3 +101,23 @@ def test_files_in_the_folder_but_not_in_the_database_are_listed_and_can_be_index
         "/knowledge_base/search_docs", json={"knowledge_base_name": KB, "query": "Zephyr-9 turbine"}
     ).json()
     assert hits[0]["metadata"]["source"] == "manual/turbine.txt"
+
+
+def _aware_utc(value: str) -> datetime:
+    when = datetime.fromisoformat(value)
+    assert when.utcoffset() == timedelta(0), value  # an offset, and it is UTC
+    return when
+
+
+def test_every_timestamp_is_utc_with_an_offset(server: LiveServer, client: httpx.Client) -> None:
+    """Rows from the database and files only on disk (in_db false) alike: one format, with its offset."""
+    (server.service.folder(KB).content / "copied_by_hand.txt").write_text("not indexed yet", encoding="utf-8")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    (kb,) = [k for k in client.get("/knowledge_base/list_kb_details").json()["data"] if k["name"] == KB]
+    assert start <= _aware_utc(kb["created_at"]) <= datetime.now(UTC)
+    files = client.get("/knowledge_base/list_file_details", params={"knowledge_base_name": KB}).json()["data"]
+    assert {f["in_db"] for f in files} == {True, False}
+    for f in files:
+        _aware_utc(f["created_at"]), _aware_utc(f["updated_at"])
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["FileDetail"]["properties"]["created_at"]["format"] == "date-time"
