@@ -37,6 +37,12 @@ class FileNotInKB(KBQAError):
     status_code = 404
 
 
+class ChunkNotFound(KBQAError):
+    """A chunk id that is not in the knowledge base."""
+
+    status_code = 404
+
+
 class FileExistsInKB(KBQAError):
     """An upload would replace an existing file and override was not asked for."""
 

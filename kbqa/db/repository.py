@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kbqa.db import fulltext
-from kbqa.db.models import Chunk, KnowledgeBase, KnowledgeFile
+from kbqa.db.models import Chunk, KnowledgeBase, KnowledgeFile, utcnow
 
 
 @dataclass(slots=True)
@@ -149,6 +149,52 @@ def insert_chunks(session: Session, kb_id: int, file_id: int, chunks: Sequence[N
     ids = list(session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows))
     fulltext.add(session, kb_id, zip(ids, (c.keywords for c in chunks), strict=True))
     return ids
+
+
+def chunks_of_kb(session: Session, kb_id: int, ids: Sequence[int]) -> dict[int, Chunk]:
+    """The chunks with these ids that belong to this KB (ids of other KBs are not found)."""
+    found: dict[int, Chunk] = {}
+    for start in range(0, len(ids), 500):
+        stmt = select(Chunk).where(Chunk.kb_id == kb_id, Chunk.id.in_(ids[start : start + 500]))
+        found.update((c.id, c) for c in session.scalars(stmt))
+    return found
+
+
+def rewrite_chunk(
+    session: Session, kb_id: int, chunk_id: int, text: str, sha: str, meta: dict[str, Any], vector: np.ndarray
+) -> None:
+    emb = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    session.execute(
+        update(Chunk)
+        .where(Chunk.kb_id == kb_id, Chunk.id == chunk_id)
+        .values(text=text, text_sha256=sha, meta=meta, embedding=emb)
+    )
+
+
+def delete_chunks(session: Session, kb_id: int, ids: Sequence[int]) -> None:
+    if ids:
+        fulltext.remove(session, kb_id, ids)
+        session.execute(delete(Chunk).where(Chunk.kb_id == kb_id, Chunk.id.in_(list(ids))))
+
+
+def mark_edited(session: Session, file_ids: Iterable[int]) -> None:
+    """Files whose chunks a client edited: their chunks are custom now; a file left with none is forgotten."""
+    for file_id in file_ids:
+        left = int(session.scalar(select(func.count()).select_from(Chunk).where(Chunk.file_id == file_id)) or 0)
+        if left == 0:
+            session.execute(delete(KnowledgeFile).where(KnowledgeFile.id == file_id))
+            continue
+        session.execute(
+            update(KnowledgeFile)
+            .where(KnowledgeFile.id == file_id)
+            .values(
+                chunk_count=left,
+                custom_docs=True,
+                splitter="CustomDocs",
+                version=KnowledgeFile.version + 1,
+                updated_at=utcnow(),
+            )
+        )
 
 
 def known_embeddings(session: Session, kb_id: int, text_hashes: Iterable[str]) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +26,7 @@ from kbqa.db import repository as repo
 from kbqa.db.engine import Database
 from kbqa.db.models import KnowledgeFile
 from kbqa.embeddings.pool import EmbedderPool
-from kbqa.errors import FileNotInKB, InvalidName, KBExists, KBNotFound, KBQAError
+from kbqa.errors import ChunkNotFound, FileNotInKB, InvalidName, KBExists, KBNotFound, KBQAError
 from kbqa.ingest import loaders
 from kbqa.ingest.document import Document
 from kbqa.ingest.keywords import index_text
@@ -523,6 +523,41 @@ class KnowledgeBaseService:
                     }
                 )
         return done
+
+    def update_chunks(self, name: str, docs: Mapping[int, Document | None]) -> None:
+        """Chatchat's update_docs_by_id: each given chunk gets its new text and metadata and keeps its id; no content
+        deletes it; chunks not named are untouched. Unknown ids fail before anything changes."""
+        name = validate_kb_name(name)
+        with self._writer(name):
+            state = self.indexes.get(name, self._index_folder, writer_active=False)
+            with self.db.read() as s:
+                found = repo.chunks_of_kb(s, state.kb_id, list(docs))
+            missing = sorted(set(docs) - set(found))
+            if missing:
+                raise ChunkNotFound(f"chunk ids not in knowledge base {name}: {', '.join(map(str, missing[:20]))}")
+            replaced = {i: d for i, d in docs.items() if d is not None and d.text.strip()}
+            deleted = [i for i in docs if i not in replaced]
+            ids = list(replaced)
+            texts = [replaced[i].text for i in ids]
+            vectors = self.embedders.get(state.embed_model).embed_documents(texts) if texts else None
+            keywords = [index_text(t) for t in texts]
+            with self.db.session() as s:
+                for n, chunk_id in enumerate(ids):
+                    assert vectors is not None
+                    meta = {**found[chunk_id].meta, **replaced[chunk_id].metadata}
+                    meta = {k: v for k, v in meta.items() if k not in ("id", "ordinal")}
+                    repo.rewrite_chunk(s, state.kb_id, chunk_id, texts[n], text_sha256(texts[n]), meta, vectors[n])
+                fulltext.remove(s, state.kb_id, ids)
+                fulltext.add(s, state.kb_id, zip(ids, keywords, strict=True))
+                repo.delete_chunks(s, state.kb_id, deleted)
+                repo.mark_edited(s, {found[i].file_id for i in docs})
+                generation = repo.bump_generation(s, state.kb_id)
+            store = state.store.copy()
+            store.remove(np.asarray(list(docs), dtype=np.int64))
+            if vectors is not None:
+                store.add(np.asarray(ids, dtype=np.int64), vectors)
+            self.indexes.publish(state, store, generation, list(zip(ids, keywords, strict=True)), list(docs))
+            self.indexes.save(state)
 
     def delete_files(self, name: str, paths: Iterable[str], *, delete_content: bool = False) -> dict[str, str]:
         """Remove files' chunks and rows (and optionally the files). Returns {path: reason} for what failed."""

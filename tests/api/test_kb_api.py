@@ -189,6 +189,36 @@ def test_update_docs_by_id(client: httpx.Client) -> None:
     assert r.status_code == 404 and r.json()["msg"] == "文档更新失败"
 
 
+def _file_chunks(client: httpx.Client, path: str) -> dict[str, str]:
+    body = {"knowledge_base_name": KB, "file_name": path}
+    return {d["id"]: d["page_content"] for d in client.post("/knowledge_base/search_docs", json=body).json()}
+
+
+def test_update_docs_by_id_keeps_ids(client: httpx.Client) -> None:
+    """An edited chunk keeps its id (a client can edit it again with the id it got first); the others are untouched."""
+    before = _file_chunks(client, "test_files/test.txt")
+    assert len(before) >= 2
+    first, second = sorted(before, key=int)[:2]
+    for n in range(2):  # the second edit uses the id the client got before the first
+        text = f"第 {n} 次编辑：蓝色的鲸鱼在沙漠里唱歌。"
+        body = {"knowledge_base_name": KB, "docs": {first: {"page_content": text, "metadata": {"edit": n}}}}
+        assert client.post("/knowledge_base/update_docs_by_id", json=body).status_code == 200
+        after = _file_chunks(client, "test_files/test.txt")
+        assert after[first] == text
+        assert {k: v for k, v in after.items() if k != first} == {k: v for k, v in before.items() if k != first}
+    hit = client.post(
+        "/knowledge_base/search_docs", json={"knowledge_base_name": KB, "query": "蓝色的鲸鱼在沙漠里唱歌", "top_k": 1}
+    ).json()[0]
+    assert hit["id"] == first and hit["metadata"]["edit"] == 1  # the index and the keyword index follow the edit
+    body = {"knowledge_base_name": KB, "docs": {second: {"page_content": "  ", "metadata": {}}}}
+    assert client.post("/knowledge_base/update_docs_by_id", json=body).status_code == 200
+    assert set(_file_chunks(client, "test_files/test.txt")) == set(before) - {second}
+    r = client.post("/knowledge_base/update_docs_by_id", json={"knowledge_base_name": KB, "docs": {second: None}})
+    assert r.status_code == 404  # gone: its id is not reused
+    r = client.post("/knowledge_base/update_docs_by_id", json={"knowledge_base_name": KB, "docs": {"x1": None}})
+    assert r.status_code == 404 and r.json()["msg"] == "文档更新失败"
+
+
 def test_delete_docs(client: httpx.Client, server: LiveServer) -> None:
     names = [*FILES, "FAQ.MD"]
     r = client.post("/knowledge_base/delete_docs", json={"knowledge_base_name": KB, "file_names": names})

@@ -29,7 +29,7 @@ from kbqa.api.schemas import (
     UpdateInfoRequest,
 )
 from kbqa.api.sse import sse_response
-from kbqa.errors import KBNotFound, KBQAError
+from kbqa.errors import ChunkNotFound, KBNotFound, KBQAError
 from kbqa.ingest.document import Document
 from kbqa.jobs.ingest import ingest_job, recreate_job, summarize
 from kbqa.jobs.manager import Job
@@ -281,43 +281,19 @@ async def update_docs(req: UpdateDocsRequest, request: Request, ctx: Ctx):  # ty
 async def update_docs_by_id(req: UpdateDocsByIdRequest, request: Request, ctx: Ctx) -> BaseResponse:
     kb = names.kb_name(request, req.knowledge_base_name)
     _require_kb(ctx, kb)
-    ok = await run_in_threadpool(_update_by_id, ctx, kb, req)
-    if not ok:
-        raise ApiError(404, "文档更新失败", code=500, data={"detail": "unknown chunk ids"})
+    docs = {_chunk_id(k): None if d is None else Document(d.page_content, d.metadata) for k, d in req.docs.items()}
+    try:
+        await run_in_threadpool(ctx.service.update_chunks, kb, docs)
+    except ChunkNotFound as exc:  # Chatchat's message for this case, which its clients compare
+        raise ApiError(404, "文档更新失败", code=500, data={"detail": exc.message}) from exc
     return BaseResponse(msg="文档更新成功")
 
 
-def _update_by_id(ctx: AppContext, kb: str, req: UpdateDocsByIdRequest) -> bool:
-    """Chunks are re-written per file: the file's chunks become custom docs with the given texts (unchanged texts
-    keep their stored embeddings). The chunks get new ids."""
-    wanted = dict(req.docs)
-    by_file: dict[str, list[Document]] = {}
-    touched: set[str] = set()
-    for path in ctx.service.file_names(kb):
-        chunks = ctx.service.file_chunks(kb, path)
-        ids = {str(c.metadata.get("id")) for c in chunks}
-        if not ids & wanted.keys():
-            continue
-        touched |= ids & wanted.keys()
-        new_docs = []
-        for c in chunks:
-            cid = str(c.metadata.get("id"))
-            meta = {k: v for k, v in c.metadata.items() if k not in ("id", "ordinal")}
-            if cid not in wanted:
-                new_docs.append(Document(c.text, meta))
-                continue
-            doc = wanted[cid]
-            if doc is not None and doc.page_content.strip():
-                new_docs.append(Document(doc.page_content, {**meta, **doc.metadata}))
-        by_file[path] = new_docs
-    if touched != set(wanted):
-        return False
-    for path, docs in by_file.items():
-        if docs:
-            ctx.service.add_documents(kb, path, docs)
-        else:
-            ctx.service.delete_files(kb, [path])
-    return True
+def _chunk_id(raw: str) -> int:
+    """Chunk ids travel as strings (Chatchat's were uuids); ours are the index's integer ids."""
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "文档更新失败", code=500, data={"detail": f"unknown chunk id {raw[:40]!r}"})
+    return int(raw)
 
 
 @router.get("/download_doc", summary="下载知识库文档 (download or preview a file)")
