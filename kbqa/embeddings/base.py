@@ -1,4 +1,4 @@
-"""The Embedder seam: four members, nothing else."""
+"""The Embedder seam: five members, nothing else."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """(dim,) vector for a search query."""
+        ...
+
+    def token_count(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for these passages, special tokens included (what OpenAI's usage reports)."""
         ...
 
 

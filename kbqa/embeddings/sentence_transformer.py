@@ -64,3 +64,10 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._encode([self.query_prefix + text])[0]
+
+    def token_count(self, texts: Sequence[str]) -> int:
+        if not texts:
+            return 0
+        limit = self._model.max_seq_length  # the model truncates there: count what it reads
+        ids = self._model.tokenizer([self.passage_prefix + t for t in texts], truncation=True, max_length=limit)
+        return sum(len(row) for row in ids["input_ids"])

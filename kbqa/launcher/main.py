@@ -23,7 +23,7 @@ from kbqa.settings import Settings, find_config_file, load_settings
 
 
 class _Stop(Exception):
-    """SIGTERM, turned into an exception so the same clean-up path as Ctrl-C runs."""
+    """SIGINT or SIGTERM, turned into an exception so every stop runs the same clean-up path."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_term(_signo: int, _frame: FrameType | None) -> None:
         raise _Stop
 
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then installs no handler of its own.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     try:
         settings = load_settings(args.config)
     except KBQAError as exc:

@@ -23,6 +23,7 @@ from kbqa.llm.errors import (
     WorkerUnavailable,
     error_from_envelope,
 )
+from kbqa.llm.local_embeddings import LocalEmbedders
 from kbqa.llm.protocol import (
     EmbeddingsRequest,
     EmbeddingsResult,
@@ -70,8 +71,9 @@ async def _raise_for_worker_status(response: httpx.Response) -> None:
 
 
 class WorkerPool:
-    def __init__(self, settings: OpenAIServerSettings) -> None:
+    def __init__(self, settings: OpenAIServerSettings, local: LocalEmbedders | None = None) -> None:
         self.settings = settings
+        self.local = local  # embedding models run in this process: served without a worker
         self._controller = httpx.AsyncClient(base_url=settings.controller_address, timeout=10.0)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         self._workers = httpx.AsyncClient(timeout=httpx.Timeout(settings.worker_timeout_s, connect=5.0), limits=limits)
@@ -100,11 +102,16 @@ class WorkerPool:
     async def models(self, fresh: bool = False) -> list[ModelEntry]:
         if fresh or time.monotonic() - self._models_at > self.settings.model_list_ttl_s:
             data = await self._controller_post("/list_models_detail")
-            self._models = ModelsDetailResponse.model_validate(data).models
+            found = ModelsDetailResponse.model_validate(data).models
+            if self.local is not None:
+                found = self.local.entries() + [m for m in found if not self.local.serves(m.id)]
+            self._models = found
             self._models_at = time.monotonic()
         return self._models
 
     async def model(self, name: str) -> ModelEntry:
+        if self.local is not None and self.local.serves(name):
+            return next(e for e in self.local.entries() if e.id == name)
         for fresh in (False, True):
             for entry in await self.models(fresh=fresh):
                 if entry.id == name:
@@ -177,6 +184,8 @@ class WorkerPool:
 
     # -- embeddings ---------------------------------------------------------------------------------------------
     async def embed(self, model: str, texts: list[str]) -> EmbeddingsResult:
+        if self.local is not None and self.local.serves(model):
+            return await self.local.embed(model, texts)
         tried: set[str] = set()
         for _ in range(self.settings.dispatch_attempts):
             address = await self._pick(model, tried)

@@ -24,10 +24,12 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kbqa.errors import KBQAError
 from kbqa.llm.disconnect import unless_disconnected
 from kbqa.llm.dispatch import WorkerPool
 from kbqa.llm.errors import AuthenticationFailed
 from kbqa.llm.http_errors import error_response, install_error_handlers
+from kbqa.llm.local_embeddings import LocalEmbedders
 from kbqa.llm.openai_service import ChatService, CompletionService, EmbeddingService, ModelService
 from kbqa.llm.protocol import (
     ChatCompletion,
@@ -96,8 +98,8 @@ class AuthMiddleware:
         await self.app(scope, receive, send_tagged)
 
 
-def create_app(settings: OpenAIServerSettings) -> FastAPI:
-    pool = WorkerPool(settings)
+def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = None) -> FastAPI:
+    pool = WorkerPool(settings, local)
     models, chat = ModelService(pool), ChatService(pool)
     completions, embeddings = CompletionService(pool), EmbeddingService(pool)
     key_ok = _key_checker(settings)
@@ -185,8 +187,13 @@ def main(argv: list[str] | None = None) -> None:
         "--allowed-origins", help="comma-separated CORS origins, scheme://host[:port] each (default: CORS off)"
     )
     parser.add_argument("--no-web-client", action="store_true", help="do not serve the chat page at /ui")
+    parser.add_argument(
+        "--embedding-models",
+        help="comma-separated names from embedding.models to serve in-process on /v1/embeddings ('' for none)",
+    )
     args = parser.parse_args(argv)
-    settings = settings_from(args).llm.openai_server
+    everything = settings_from(args)
+    settings = everything.llm.openai_server
     update: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -198,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         update["allowed_origins"] = [o.strip() for o in args.allowed_origins.split(",") if o.strip()]
     if args.no_web_client:
         update["web_client"] = False
+    if args.embedding_models is not None:
+        update["embedding_models"] = [n.strip() for n in args.embedding_models.split(",") if n.strip()]
     merged = {**settings.model_dump(), **{k: v for k, v in update.items() if v is not None}}
     try:
         # Validated, not model_copy'd: flags get the same checks as the settings file (no '*' origin).
@@ -205,7 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         first = exc.errors()[0]
         parser.exit(2, f"kbqa openai server: {first['loc'][0]}: {first['msg'].removeprefix('Value error, ')}\n")
-    run_app(create_app(settings), settings.host, settings.port, args.log_level)
+    local = None
+    if settings.embedding_models:
+        try:
+            local = LocalEmbedders(settings.embedding_models, everything.embedding)
+        except KBQAError as exc:
+            parser.exit(2, f"kbqa openai server: {exc.message}\n")
+    run_app(create_app(settings, local), settings.host, settings.port, args.log_level)
 
 
 if __name__ == "__main__":

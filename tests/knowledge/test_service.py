@@ -47,6 +47,9 @@ class CountingEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.inner.embed_query(text)
 
+    def token_count(self, texts: Sequence[str]) -> int:
+        return self.inner.token_count(texts)
+
 
 @pytest.fixture
 def counting(settings: Settings, embedders: EmbedderPool) -> CountingEmbedder:

@@ -36,7 +36,8 @@ class LaunchRoot:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['api']}"
 
-    def start(self, *flags: str) -> subprocess.Popen[str]:
+    def start(self, *flags: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+        """``sigint_ignored``: started as a shell starts a background job (`startup.py -a &`), SIGINT ignored."""
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         env.pop("KBQA_CONFIG", None)
         return subprocess.Popen(
@@ -46,6 +47,7 @@ class LaunchRoot:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
 
 

@@ -93,6 +93,19 @@ def test_sigterm_stops_children_and_frees_ports(tmp_path: Path) -> None:
     assert port_free(root.ports["controller"]) and port_free(root.ports["openai"])
 
 
+def test_sigint_stops_everything_even_when_inherited_as_ignored(tmp_path: Path) -> None:
+    """A shell's background job starts with SIGINT ignored; a SIGINT to the launcher still stops it all."""
+    root = make_root(tmp_path, samples=False)
+    proc = root.start("-c", "-o", sigint_ignored=True)
+    read_until(proc, r"Press Ctrl-C", timeout=60)
+    kids = children_of(proc.pid)
+    assert len(kids) >= 2
+    out = stop(proc, signal.SIGINT)
+    assert proc.returncode == 0 and "all services stopped" in out
+    assert not any(alive(pid) for pid in kids)
+    assert port_free(root.ports["controller"]) and port_free(root.ports["openai"])
+
+
 def test_killed_launcher_leaves_no_orphans(tmp_path: Path) -> None:
     """Even SIGKILL, which the launcher cannot catch, takes its services down (PR_SET_PDEATHSIG)."""
     root = make_root(tmp_path, samples=False)

@@ -72,6 +72,15 @@ def test_startup_all_then_upload_ask_and_stop(tmp_path: Path) -> None:
             assert event["sources"][0]["file"] == "turbine.txt"
             assert "41 days" in event["sources"][0]["text"]
 
+            # /v1/embeddings answers in the default stack: the OpenAI server embeds with the KBs' model itself.
+            llm = {"Authorization": "Bearer e2e-llm-key"}
+            openai_url = f"http://127.0.0.1:{root.ports['openai']}/v1"
+            models = httpx.get(f"{openai_url}/models", headers=llm, timeout=10).json()["data"]
+            assert "multilingual-e5-small" in {m["id"] for m in models}
+            body = {"model": "multilingual-e5-small", "input": ["How often is the turbine inspected?"]}
+            r = httpx.post(f"{openai_url}/embeddings", json=body, headers=llm, timeout=60)
+            assert r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 384
+
             # The web UI is served (its health endpoint and the page shell).
             ui = httpx.get(f"http://127.0.0.1:{root.ports['webui']}/_stcore/health", timeout=10)
             assert ui.status_code == 200
