@@ -4,10 +4,10 @@ Chatchat's clients send some (``placeholder``, ``not_refresh_vs_cache``) that me
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from kbqa.chat.history import History
 
@@ -24,6 +24,10 @@ HISTORY_MAX = 200  # history turns
 MAX_TOKENS_MAX = 131_072
 CHUNK_SIZE_MAX = 100_000
 METADATA_MAX = 64  # keys of a metadata filter or a document's metadata
+
+# Stored times are UTC; a naive one (a row written before timestamps carried their zone) is sent with its offset, so
+# every time in a response is an RFC 3339 date-time.
+UTCDateTime = Annotated[datetime, AfterValidator(lambda t: t if t.tzinfo else t.replace(tzinfo=UTC))]
 
 KBName = Annotated[str, Field(max_length=NAME_MAX, examples=["samples"])]
 FilePath = Annotated[str, Field(max_length=PATH_MAX)]
@@ -262,7 +266,7 @@ class KBDetail(BaseModel):
     embed_dim: int
     file_count: int
     chunk_count: int
-    created_at: datetime
+    created_at: UTCDateTime
 
 
 class KBDetailsResponse(BaseResponse):
@@ -290,8 +294,8 @@ class FileDetail(BaseModel):
         "(copied there by hand, or its ingestion was cut off by a restart); status is then 'not_indexed' and "
         "/knowledge_base/update_docs indexes it",
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
 
 
 class FileDetailsResponse(BaseResponse):
