@@ -31,7 +31,7 @@ from tests.api.conftest import ServerFactory
 from tests.llm.llm_topology import EMBED_MODEL, Stack
 
 # Examples per operation and generation mode: small and fixed, so the run is bounded and repeatable (derandomized).
-EXAMPLES = {GenerationMode.POSITIVE: int(os.environ.get("KBQA_CONTRACT_EXAMPLES", "6")), GenerationMode.NEGATIVE: 3}
+EXAMPLES = {GenerationMode.POSITIVE: int(os.environ.get("KBQA_CONTRACT_EXAMPLES", "10")), GenerationMode.NEGATIVE: 3}
 
 # Operations documented as not implemented: 501 is their answer, and the only 5xx allowed anywhere.
 DOCUMENTED_501 = {
@@ -125,3 +125,43 @@ def test_openai_server_contract(llm_side: dict[str, str]) -> None:
     sent, failures = run_schema(llm_side["openai"])
     print(f"{sent} requests")
     assert not failures, f"{len(failures)} failing operation(s) of {sent} requests:\n\n" + "\n\n".join(failures)
+
+
+HUGE = 2**70
+
+
+def test_openai_and_worker_bounds_refuse_before_any_worker_runs(llm_side: dict[str, str]) -> None:
+    """Values that reached torch or a C integer (a 2**70 seed overflowed the generator) are 400s at the edge."""
+    chat = {"model": EMBED_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    bad_bodies = [
+        ("/v1/chat/completions", {**chat, "seed": HUGE}),
+        ("/v1/chat/completions", {**chat, "max_tokens": HUGE}),
+        ("/v1/chat/completions", {**chat, "max_completion_tokens": 10**7}),
+        ("/v1/chat/completions", {**chat, "top_k": HUGE}),
+        ("/v1/chat/completions", {**chat, "n": 17}),
+        ("/v1/chat/completions", {**chat, "stop": ["x"] * 17}),
+        ("/v1/chat/completions", {**chat, "metadata": {str(i): "v" for i in range(17)}}),
+        ("/v1/chat/completions", {**chat, "messages": [{"role": "user", "content": "x"}] * 2049}),
+        ("/v1/completions", {"model": EMBED_MODEL, "prompt": [HUGE]}),
+        ("/v1/completions", {"model": EMBED_MODEL, "prompt": "x", "best_of": 10**6}),
+        ("/v1/embeddings", {"model": EMBED_MODEL, "input": ["x"] * 2049}),
+        ("/v1/embeddings", {"model": EMBED_MODEL, "input": "x", "dimensions": HUGE}),
+    ]
+    for path, body in bad_bodies:
+        r = requests.post(llm_side["openai"] + path, json=body, timeout=30)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", (path, r.text[:300])
+    # The worker's own routes are bounded too (it may listen beyond loopback for a remote controller).
+    worker = requests.post(
+        f"{llm_side['controller']}/get_worker_address", json={"model": EMBED_MODEL}, timeout=10
+    ).json()["address"]
+    for path, body in [
+        ("/worker_generate", {"model": EMBED_MODEL, "prompt": "x", "params": {"seed": HUGE}}),
+        ("/worker_generate", {"model": EMBED_MODEL, "prompt_token_ids": [HUGE]}),
+        ("/worker_get_embeddings", {"model": EMBED_MODEL, "input": ["x"] * 2049}),
+    ]:
+        r = requests.post(worker + path, json=body, timeout=30)
+        assert r.status_code == 400, (path, r.text[:300])
+    r = requests.post(
+        f"{llm_side['controller']}/receive_heart_beat", json={"worker_name": worker, "queue_length": HUGE}, timeout=10
+    )
+    assert r.status_code == 400
