@@ -17,6 +17,7 @@ from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import (
+    ACCEPTED,
     CHUNK_SIZE_MAX,
     DOC_TEXT_MAX,
     NAME_MAX,
@@ -214,7 +215,12 @@ def _save_uploads(
     return saved, failed
 
 
-@router.post("/upload_docs", summary="上传文件到知识库，并/或进行向量化 (upload files, then index them)")
+@router.post(
+    "/upload_docs",
+    summary="上传文件到知识库，并/或进行向量化 (upload files, then index them)",
+    response_model=BaseResponse,
+    responses=ACCEPTED,
+)
 async def upload_docs(
     request: Request,
     ctx: Ctx,
@@ -260,7 +266,9 @@ async def delete_docs(req: DeleteDocsRequest, request: Request, ctx: Ctx) -> Bas
     return BaseResponse(msg="文件删除完成", data={"failed_files": failed})
 
 
-@router.post("/update_docs", summary="更新现有文件到知识库 (re-index files)")
+@router.post(
+    "/update_docs", summary="更新现有文件到知识库 (re-index files)", response_model=BaseResponse, responses=ACCEPTED
+)
 async def update_docs(req: UpdateDocsRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
     paths = names.file_paths(req.file_names)
@@ -357,7 +365,17 @@ async def download_doc(
     )
 
 
-@router.post("/recreate_vector_store", summary="根据content中文档重建向量库，流式输出处理进度 (rebuild, SSE progress)")
+@router.post(
+    "/recreate_vector_store",
+    summary="根据content中文档重建向量库，流式输出处理进度 (rebuild, SSE progress)",
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "SSE: data: {json}\\r\\n\\r\\n per file, then a closing event",
+        },
+        **ACCEPTED,
+    },
+)
 async def recreate_vector_store(req: RecreateRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
     # Every request value is checked before the KB is created or its rows touched.

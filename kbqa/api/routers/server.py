@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kbqa.api.context import Ctx
 from kbqa.api.errors import ApiError
-from kbqa.api.schemas import BaseResponse, EmbedTextsRequest, PromptTemplateRequest
+from kbqa.api.schemas import NOT_IMPLEMENTED, BaseResponse, EmbedTextsRequest, PromptTemplateRequest
 from kbqa.store.registry import available_types
 
 router = APIRouter(tags=["Server State"])
@@ -76,7 +76,12 @@ async def embed_texts(req: EmbedTextsRequest, ctx: Ctx) -> BaseResponse:
     return BaseResponse(data=matrix.tolist())
 
 
-@router.post("/other/completion", summary="LLM 补全 (not implemented: 501)", response_model=BaseResponse)
+@router.post(
+    "/other/completion",
+    summary="LLM 补全 (not implemented: 501)",
+    response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
+)
 async def completion() -> BaseResponse:
     raise ApiError(501, "暂未支持 /other/completion (not implemented); use /chat/chat")
 
@@ -86,6 +91,7 @@ async def completion() -> BaseResponse:
     tags=["Knowledge Base Management"],
     summary="知识库摘要 (not implemented: 501)",
     response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
 )
 async def kb_summary(operation: Annotated[str, Path(max_length=64)]) -> BaseResponse:
     raise ApiError(501, f"暂未支持知识库摘要 {operation[:64]} (KB summaries are not implemented)")
