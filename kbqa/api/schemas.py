@@ -68,6 +68,24 @@ OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": OpenAIErrorResponse, "description": "OpenAI's error envelope"},
     "5XX": {"model": OpenAIErrorResponse, "description": "OpenAI's error envelope"},
 }
+
+
+def sse_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 that streams server-sent events; the schema describes one event (OpenAPI 3.1's reading of
+    text/event-stream)."""
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {"type": "string", "description": "one JSON object (the /kb/v1 stream ends with [DONE])"},
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    }
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": event}}}}
+
+
 NOT_IMPLEMENTED: dict[int | str, dict[str, Any]] = {501: {"model": BaseResponse, "description": "Not implemented"}}
 ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"model": BaseResponse, "description": "background=true: the job was queued; data holds job_id, status_url"}

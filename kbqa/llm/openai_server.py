@@ -59,7 +59,12 @@ def _sse(chunk: type[Any]) -> dict[int | str, dict[str, Any]]:
     return {
         200: {
             "description": f"stream=false: the JSON object; stream=true: SSE of {chunk.__name__} objects",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # The schema describes one event (OpenAPI 3.1's reading of text/event-stream); the last is [DONE].
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
+                }
+            },
         }
     }
 

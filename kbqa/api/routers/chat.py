@@ -11,14 +11,22 @@ from starlette.concurrency import run_in_threadpool
 from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
-from kbqa.api.schemas import NOT_IMPLEMENTED, BaseResponse, ChatRequest, FeedbackRequest, FileChatRequest, KBChatRequest
+from kbqa.api.schemas import (
+    NOT_IMPLEMENTED,
+    BaseResponse,
+    ChatRequest,
+    FeedbackRequest,
+    FileChatRequest,
+    KBChatRequest,
+    sse_responses,
+)
 from kbqa.api.sse import prefetched, sse_response
 from kbqa.chat.history import as_messages
 from kbqa.chat.kb_chat import LLMOptions, chatchat_events, recorded_events
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 
-_SSE = {200: {"content": {"text/event-stream": {}}, "description": "SSE: data: {json}\\r\\n\\r\\n per event"}}
+_SSE = sse_responses("SSE: data: {json}\\r\\n\\r\\n per event; stream=false: a single event")
 
 
 def _options(req: ChatRequest | KBChatRequest | FileChatRequest) -> LLMOptions:

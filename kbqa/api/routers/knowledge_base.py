@@ -32,6 +32,7 @@ from kbqa.api.schemas import (
     UpdateDocsByIdRequest,
     UpdateDocsRequest,
     UpdateInfoRequest,
+    sse_responses,
 )
 from kbqa.api.sse import sse_response
 from kbqa.errors import KBNotFound, KBQAError
@@ -368,13 +369,7 @@ async def download_doc(
 @router.post(
     "/recreate_vector_store",
     summary="根据content中文档重建向量库，流式输出处理进度 (rebuild, SSE progress)",
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "SSE: data: {json}\\r\\n\\r\\n per file, then a closing event",
-        },
-        **ACCEPTED,
-    },
+    responses={**sse_responses("SSE: data: {json}\\r\\n\\r\\n per file, then a closing event"), **ACCEPTED},
 )
 async def recreate_vector_store(req: RecreateRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
