@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kbqa.api.settings import APISettings
@@ -73,6 +73,13 @@ class KBSettings(_Section):
         default_factory=lambda: {"samples": "kbqa 的示例知识库 / kbqa's sample knowledge base"},
         description="Default description per knowledge-base name (Chatchat's KB_INFO).",
     )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KBSettings:
+        # Caught when the settings load: a request that leaves both empty must never meet an unusable pair.
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"kb.chunk_overlap ({self.chunk_overlap}) must be smaller than kb.chunk_size")
+        return self
 
 
 class EmbedModelSpec(_Section):
