@@ -246,7 +246,7 @@ class DocIn(_Body):
 
 class UpdateDocsByIdRequest(_Body):
     knowledge_base_name: KBName
-    docs: dict[str, DocIn | None] = Field(
+    docs: dict[Annotated[str, Field(max_length=64)], DocIn | None] = Field(
         ..., max_length=LIST_MAX, description="{chunk id: new document}; empty content deletes it"
     )
 
@@ -264,7 +264,7 @@ class RecreateRequest(_SplitFields):
 
 class EvaluateRequest(_Body):
     knowledge_base_name: KBName
-    golden: list[dict[str, Any]] = Field(
+    golden: list[Annotated[dict[str, Any], Field(max_length=METADATA_MAX)]] = Field(
         ...,
         min_length=1,
         max_length=LIST_MAX,
