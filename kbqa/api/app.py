@@ -15,6 +15,7 @@ from kbqa.api.docs import mount_docs
 from kbqa.api.errors import register_error_handlers
 from kbqa.api.middleware import APIKeyMiddleware, BodyLimitMiddleware
 from kbqa.api.routers import chat, jobs, knowledge_base, llm_model, native, openai_kb, server
+from kbqa.api.schemas import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.settings import Settings
 
@@ -42,8 +43,9 @@ def create_app(settings: Settings, service: KnowledgeBaseService | None = None) 
     app.state.ctx = ctx
     register_error_handlers(app)
     mount_docs(app)
-    for group in (chat, knowledge_base, llm_model, server, jobs, native, openai_kb):
-        app.include_router(group.router)
+    for group in (chat, knowledge_base, llm_model, server, jobs, native):
+        app.include_router(group.router, responses=ERROR_RESPONSES)
+    app.include_router(openai_kb.router, responses=OPENAI_ERROR_RESPONSES)
 
     api = settings.api
     # Added innermost first: CORS answers preflights before auth, the size limit applies before any parsing.

@@ -14,6 +14,7 @@ from kbqa.chat.prompts import PromptTemplates
 from kbqa.chat.records import ChatRecords
 from kbqa.chat.retrieval import Searcher, make_searcher
 from kbqa.embeddings.pool import EmbedderPool
+from kbqa.errors import InvalidOption
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.jobs.manager import JobManager
 from kbqa.jobs.store import JobStore
@@ -76,12 +77,19 @@ class AppContext:
     def split(
         self, chunk_size: int | None = None, chunk_overlap: int | None = None, zh_title_enhance: bool | None = None
     ) -> SplitConfig:
+        """The split settings of a request, its empty values filled from the settings. Checked here, before any
+        file is saved or any row touched: an overlap the splitter cannot use is the client's 400."""
         kb = self.settings.kb
+        size = chunk_size or kb.chunk_size
+        overlap = kb.chunk_overlap if chunk_overlap is None else chunk_overlap
+        if overlap >= size:
+            given = "chunk_overlap" if chunk_overlap is not None else "chunk_size"
+            raise InvalidOption(
+                f"chunk_overlap ({overlap}) must be smaller than chunk_size ({size}); {given} came from the request, "
+                "the other from the server's settings"
+            )
         return SplitConfig(
-            chunk_size or kb.chunk_size,
-            kb.chunk_overlap if chunk_overlap is None else chunk_overlap,
-            kb.text_splitter,
-            kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
+            size, overlap, kb.text_splitter, kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance
         )
 
     def public_url(self, request: Request) -> str:

@@ -10,8 +10,8 @@ _ROLE_ALIASES = {"ai": "assistant", "human": "user", "bot": "assistant"}
 
 
 class History(BaseModel):
-    role: str = Field(..., examples=["user"])
-    content: str = Field(..., examples=["你好"])
+    role: str = Field(..., max_length=32, examples=["user"])
+    content: str = Field(..., max_length=100_000, examples=["你好"])
 
     @model_validator(mode="before")
     @classmethod

@@ -33,20 +33,42 @@ from kbqa.llm.local_embeddings import LocalEmbedders
 from kbqa.llm.openai_service import ChatService, CompletionService, EmbeddingService, ModelService
 from kbqa.llm.protocol import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
+    ErrorEnvelope,
     HealthResponse,
     ModelCard,
     ModelList,
 )
 from kbqa.llm.settings import OpenAIServerSettings
 
+# Every error of this server is OpenAI's envelope; documented so generated clients and contract tests know it.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "OpenAI's error envelope"},
+    "5XX": {"model": ErrorEnvelope, "description": "OpenAI's error envelope"},
+}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 WEB_CLIENT_PAGE = Path(__file__).resolve().parents[2] / "examples" / "web-client" / "index.html"
 WEB_CLIENT_PATHS = frozenset({"/ui", "/ui/"})
+
+
+def _sse(chunk: type[Any]) -> dict[int | str, dict[str, Any]]:
+    """stream=true answers 200 as server-sent events: ``data: {chunk}`` lines, then ``data: [DONE]``."""
+    return {
+        200: {
+            "description": f"stream=false: the JSON object; stream=true: SSE of {chunk.__name__} objects",
+            # The schema describes one event (OpenAPI 3.1's reading of text/event-stream); the last is [DONE].
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
+                }
+            },
+        }
+    }
 
 
 def _key_checker(settings: OpenAIServerSettings) -> Callable[[str | None], bool]:
@@ -139,21 +161,21 @@ def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = No
                 return PlainTextResponse(f"{WEB_CLIENT_PAGE} is missing (run from a clone of kbqa)", status_code=404)
             return HTMLResponse(WEB_CLIENT_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
 
-    @app.get("/v1/models", response_model=ModelList)
+    @app.get("/v1/models", response_model=ModelList, responses=ERRORS)
     async def list_models() -> ModelList:
         return await models.list()
 
-    @app.get("/v1/models/{model_id:path}", response_model=ModelCard)
+    @app.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=ERRORS)
     async def get_model(model_id: str) -> ModelCard:
         return await models.get(model_id)
 
-    @app.post("/v1/chat/completions", response_model=ChatCompletion)
+    @app.post("/v1/chat/completions", response_model=ChatCompletion, responses={**ERRORS, **_sse(ChatCompletionChunk)})
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         if body.stream:
             return StreamingResponse(await chat.stream(body), media_type="text/event-stream", headers=SSE_HEADERS)
         return await unless_disconnected(request, chat.complete(body))
 
-    @app.post("/v1/completions", response_model=Completion)
+    @app.post("/v1/completions", response_model=Completion, responses={**ERRORS, **_sse(Completion)})
     async def text_completions(body: CompletionRequest, request: Request) -> Any:
         if body.stream:
             return StreamingResponse(
@@ -161,11 +183,11 @@ def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = No
             )
         return await unless_disconnected(request, completions.complete(body))
 
-    @app.post("/v1/embeddings", response_model=EmbeddingResponse)
+    @app.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERRORS)
     async def create_embeddings(body: EmbeddingRequest) -> EmbeddingResponse:
         return await embeddings.embed(body)
 
-    @app.get("/health", response_model=HealthResponse)
+    @app.get("/health", response_model=HealthResponse, responses=ERRORS)
     async def health() -> HealthResponse:
         return HealthResponse(detail={"models": [m.id for m in await pool.models(fresh=True)]})
 

@@ -24,6 +24,22 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# Bounds of every request field: past them a request is refused with 400 before any worker is asked. Far above real
+# use (a 128k-token context is ~500k characters), far below what would cost the server or overflow a C integer.
+NAME_MAX = 256  # model names, roles, ids, user tags
+URL_MAX = 2048
+TEXT_MAX = 1_000_000  # one message, prompt or input text
+LIST_MAX = 2048  # messages, prompts, inputs, token ids lists
+TOKENS_MAX = 1_000_000  # max_tokens, token ids (the worker checks ids against its vocabulary)
+STOP_MAX = 16
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # torch generators take 64-bit seeds
+
+Name = Annotated[str, Field(max_length=NAME_MAX)]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
+StopText = Annotated[str, Field(max_length=NAME_MAX)]
+TokenId = Annotated[int, Field(ge=0, le=TOKENS_MAX * 100)]
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
@@ -34,14 +50,14 @@ def new_id(prefix: str) -> str:
 class SamplingParams(_Wire):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(-1, description="-1 or 0: off.")
+    top_k: int = Field(-1, le=TOKENS_MAX, description="-1 or 0: off.")
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: int | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    stop: list[str] = Field(default_factory=list)
-    stop_token_ids: list[int] = Field(default_factory=list)
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    max_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
+    stop: list[StopText] = Field(default_factory=list, max_length=STOP_MAX)
+    stop_token_ids: list[TokenId] = Field(default_factory=list, max_length=STOP_MAX)
     ignore_eos: bool = False
 
     @field_validator("top_k")
@@ -64,23 +80,23 @@ class SamplingParams(_Wire):
 
 
 class WorkerMessage(_Wire):
-    role: str
-    content: str = ""
-    name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
+    role: Name
+    content: Text = ""
+    name: Name | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=LIST_MAX)
+    tool_call_id: Name | None = None
 
 
 class GenerateRequest(_Wire):
     """One completion. Exactly one of ``prompt``, ``prompt_token_ids`` or ``messages``."""
 
-    model: str
-    prompt: str | None = None
-    prompt_token_ids: list[int] | None = None
-    messages: list[WorkerMessage] | None = None
+    model: Name
+    prompt: Text | None = None
+    prompt_token_ids: list[TokenId] | None = Field(None, max_length=TOKENS_MAX)
+    messages: list[WorkerMessage] | None = Field(None, max_length=LIST_MAX)
     params: SamplingParams = Field(default_factory=SamplingParams)
     echo: bool = False
-    request_id: str | None = None
+    request_id: Name | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> GenerateRequest:
@@ -127,8 +143,8 @@ class GenerateResult(_Wire):
 
 
 class EmbeddingsRequest(_Wire):
-    model: str
-    input: list[str] = Field(min_length=1)
+    model: Name
+    input: list[Text] = Field(min_length=1, max_length=LIST_MAX)
 
 
 class EmbeddingsResult(_Wire):
@@ -137,9 +153,9 @@ class EmbeddingsResult(_Wire):
 
 
 class CountTokensRequest(_Wire):
-    model: str | None = None
-    prompt: str | None = None
-    messages: list[WorkerMessage] | None = None
+    model: Name | None = None
+    prompt: Text | None = None
+    messages: list[WorkerMessage] | None = Field(None, max_length=LIST_MAX)
 
 
 class CountTokensResult(_Wire):
@@ -160,18 +176,18 @@ class ModelDetails(_Wire):
 
 
 class WorkerStatus(_Wire):
-    model_names: list[str]
+    model_names: list[Name] = Field(max_length=64)
     kind: ModelKind = "chat"
-    speed: float = 1.0
-    queue_length: int = 0
-    context_length: int | None = None
+    speed: float = Field(1.0, ge=0.0, le=1e6)
+    queue_length: int = Field(0, ge=0, le=10**9)
+    context_length: int | None = Field(None, ge=1, le=10**9)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Controller protocol (FastChat's route names and field names where they fit)
 # ----------------------------------------------------------------------------------------------------------------
 class RegisterWorkerRequest(_Wire):
-    worker_name: str = Field(description="The worker's URL; its identity.")
+    worker_name: str = Field(max_length=URL_MAX, description="The worker's URL; its identity.")
     check_heart_beat: bool = True
     worker_status: WorkerStatus | None = None
     multimodal: bool = False
@@ -195,8 +211,8 @@ class RegisterWorkerResponse(_Wire):
 
 
 class HeartbeatRequest(_Wire):
-    worker_name: str
-    queue_length: int = 0
+    worker_name: str = Field(max_length=URL_MAX)
+    queue_length: int = Field(0, ge=0, le=10**9)
 
 
 class HeartbeatResponse(_Wire):
@@ -219,8 +235,10 @@ class ModelsDetailResponse(_Wire):
 
 
 class GetWorkerAddressRequest(_Wire):
-    model: str
-    exclude: list[str] = Field(default_factory=list, description="Workers already tried for this request.")
+    model: Name
+    exclude: list[Annotated[str, Field(max_length=URL_MAX)]] = Field(
+        default_factory=list, max_length=1024, description="Workers already tried for this request."
+    )
 
 
 class GetWorkerAddressResponse(_Wire):
@@ -228,8 +246,8 @@ class GetWorkerAddressResponse(_Wire):
 
 
 class WorkerRefRequest(_Wire):
-    worker_name: str
-    reason: str | None = None
+    worker_name: str = Field(max_length=URL_MAX)
+    reason: str | None = Field(None, max_length=URL_MAX)
 
 
 class ListWorkersResponse(_Wire):
@@ -246,11 +264,11 @@ class HealthResponse(_Wire):
 # ----------------------------------------------------------------------------------------------------------------
 class TextPart(_Wire):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class OtherPart(_Open):
-    type: str
+    type: Name
 
     @model_validator(mode="after")
     def _refuse(self) -> OtherPart:
@@ -262,11 +280,11 @@ ContentPart = Annotated[TextPart | OtherPart, Field(union_mode="left_to_right")]
 
 class ChatMessage(_Wire):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
-    refusal: str | None = None
+    content: Text | Annotated[list[ContentPart], Field(max_length=LIST_MAX)] | None = None
+    name: Name | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=LIST_MAX)
+    tool_call_id: Name | None = None
+    refusal: Text | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ChatMessage:
@@ -294,7 +312,7 @@ class StreamOptions(_Wire):
 
 
 class ResponseFormat(_Open):
-    type: str
+    type: Name
 
     @model_validator(mode="after")
     def _text_only(self) -> ResponseFormat:
@@ -317,22 +335,24 @@ class _SamplingFields(_Wire):
     logprobs/top_logprobs, and anything not declared here.
     """
 
-    model: str
+    model: Name
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=16)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX - 16, description="choice i samples with seed + i")
+    stop: StopText | Annotated[list[StopText], Field(max_length=STOP_MAX)] | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    logit_bias: dict[str, float] | None = None
-    user: str | None = None
-    metadata: dict[str, str] | None = None
+    logit_bias: dict[str, float] | None = Field(None, max_length=LIST_MAX)
+    user: Name | None = None
+    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None = Field(
+        None, max_length=16
+    )
     store: bool | None = None
-    service_tier: str | None = None
-    top_k: int | None = Field(None, ge=-1)
+    service_tier: Name | None = None
+    top_k: int | None = Field(None, ge=-1, le=TOKENS_MAX)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
     ignore_eos: bool = Field(False, description="Extension (vLLM's name): keep generating past EOS; for benchmarks.")
 
@@ -381,19 +401,21 @@ class _SamplingFields(_Wire):
 
 
 class ChatCompletionRequest(_SamplingFields):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
-    max_completion_tokens: int | None = Field(None, ge=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=LIST_MAX)
+    max_tokens: int | None = Field(
+        None, ge=1, le=TOKENS_MAX, description="Deprecated by OpenAI; max_completion_tokens wins."
+    )
+    max_completion_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = Field(None, max_length=128)
+    tool_choice: Name | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
-    modalities: list[str] | None = None
-    reasoning_effort: str | None = None
-    functions: list[dict[str, Any]] | None = None
-    function_call: str | dict[str, Any] | None = None
+    modalities: list[Name] | None = Field(None, max_length=8)
+    reasoning_effort: Name | None = None
+    functions: list[dict[str, Any]] | None = Field(None, max_length=128)
+    function_call: Name | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _chat_checks(self) -> ChatCompletionRequest:
@@ -413,12 +435,17 @@ class ChatCompletionRequest(_SamplingFields):
 
 
 class CompletionRequest(_SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int | None = Field(16, ge=1)
+    prompt: (
+        Text
+        | Annotated[list[Text], Field(max_length=LIST_MAX)]
+        | Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]
+        | Annotated[list[Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]], Field(max_length=LIST_MAX)]
+    )
+    max_tokens: int | None = Field(16, ge=1, le=TOKENS_MAX)
     echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = Field(None, ge=1)
-    suffix: str | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
+    best_of: int | None = Field(None, ge=1, le=16)
+    suffix: Text | None = None
 
     @model_validator(mode="after")
     def _completion_checks(self) -> CompletionRequest:
@@ -442,11 +469,16 @@ class CompletionRequest(_SamplingFields):
 
 
 class EmbeddingRequest(_Wire):
-    model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    model: Name
+    input: (
+        Text
+        | Annotated[list[Text], Field(max_length=LIST_MAX)]
+        | Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]
+        | Annotated[list[Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]], Field(max_length=LIST_MAX)]
+    )
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
-    user: str | None = None
+    dimensions: int | None = Field(None, ge=1, le=65_536)
+    user: Name | None = None
 
     @model_validator(mode="after")
     def _texts_only(self) -> EmbeddingRequest:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbqa.errors import ConfigError
+from kbqa.errors import ConfigError, InvalidOption
 from kbqa.store.base import VectorStore
 
 
@@ -16,3 +16,11 @@ def store_class(vs_type: str) -> type[VectorStore]:
 
 def available_types() -> list[str]:
     return ["faiss"]
+
+
+def requested_type(vs_type: str | None) -> str | None:
+    """A vector store type taken from a request: empty (the server's default) or an available one; anything else is
+    the client's mistake (400), unlike a bad kb.default_vs_type in the settings (ConfigError, 500)."""
+    if vs_type and vs_type not in available_types():
+        raise InvalidOption(f"unknown vector store type {vs_type[:100]!r}; available: {', '.join(available_types())}")
+    return vs_type or None

@@ -220,3 +220,121 @@ def test_sql_wildcard_names_match_only_themselves(env: dict) -> None:
         assert "_" not in after and {k: v for k, v in before.items() if k != "_"} == after
         assert c.post("/knowledge_base/delete_knowledge_base", json="%").status_code == 400
         assert kb_state(server) == after
+
+
+# --- request values past their bounds, or naming what the server does not offer (issue 17) ---------------------------
+HUGE = 9223372036854775808  # 2**63: overflowed a C long in the splitter
+
+
+def out_of_bounds_requests() -> list[tuple[str, str, dict]]:
+    """Values that used to reach the service: each must be refused before anything is written or loaded."""
+    kb = {"knowledge_base_name": VICTIM}
+    upload = [("files", ("new.txt", b"a new file about plums", "text/plain"))]
+    return [
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "chunk_size": HUGE}}),
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "chunk_overlap": HUGE}}),
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "chunk_size": 100, "chunk_overlap": 100}}),
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "chunk_size": 10}}),  # default overlap 50
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "vs_type": "milvus"}}),
+        ("POST", "/knowledge_base/recreate_vector_store", {"json": {**kb, "embed_model": "bge-large-zh-v1.5"}}),
+        ("POST", "/knowledge_base/upload_docs", {"data": {**kb, "chunk_size": str(HUGE)}, "files": upload}),
+        ("POST", "/knowledge_base/upload_docs", {"data": {**kb, "chunk_size": "10"}, "files": upload}),
+        ("POST", "/knowledge_base/upload_temp_docs", {"data": {"chunk_size": str(HUGE)}, "files": upload}),
+        ("POST", "/knowledge_base/update_docs", {"json": {**kb, "file_names": ["doc.md"], "chunk_size": HUGE}}),
+        ("POST", "/knowledge_base/update_docs", {"json": {**kb, "file_names": ["doc.md"], "chunk_overlap": 300}}),
+        ("POST", "/knowledge_base/search_docs", {"json": {**kb, "query": "apples", "top_k": HUGE}}),
+        ("POST", "/knowledge_base/delete_docs", {"json": {**kb, "file_names": ["doc.md"] * 10_001}}),
+        ("POST", "/knowledge_base/update_info", {"json": {**kb, "kb_info": "x" * 5000}}),
+        ("POST", "/chat/knowledge_base_chat", {"json": {**kb, "query": "apples", "max_tokens": HUGE}}),
+        ("POST", "/chat/knowledge_base_chat", {"json": {**kb, "query": "q", "history": [["user", "x"]] * 201}}),
+        ("POST", "/chat/chat", {"json": {"query": "hi", "history_len": HUGE}}),
+        ("POST", "/chat/chat", {"json": {"query": "x" * 100_001}}),
+        ("POST", "/other/embed_texts", {"json": {"texts": ["x" * 100_001]}}),
+        ("POST", "/kb/v1/chat/completions", {"json": {"model": VICTIM, "messages": [{"role": "user"}] * 201}}),
+        ("POST", "/kb/v1/chat/completions", {"json": {"model": VICTIM, "messages": [], "max_tokens": HUGE}}),
+    ]
+
+
+def test_out_of_bounds_values_are_refused_before_any_work(env: dict) -> None:
+    _check(env, out_of_bounds_requests())
+
+
+def test_recreate_with_an_overflowing_chunk_size_keeps_every_file(env: dict) -> None:
+    server: LiveServer = env["server"]
+    before = kb_state(server)[VICTIM]
+    assert before[0] > 0
+    with server.client() as c:
+        body = {"knowledge_base_name": VICTIM, "chunk_size": HUGE}
+        r = c.post("/knowledge_base/recreate_vector_store", json=body)
+        assert r.status_code == 422 and r.json()["data"][0]["loc"] == ["body", "chunk_size"], r.text
+        r = c.post("/knowledge_base/upload_docs", data={"knowledge_base_name": VICTIM, "chunk_size": str(HUGE)})
+        assert r.status_code == 422
+    assert kb_state(server)[VICTIM] == before
+
+
+def test_unknown_store_or_model_on_create_is_400_listing_the_choices(env: dict) -> None:
+    server: LiveServer = env["server"]
+    with server.client() as c:
+        r = c.post(
+            "/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "m", "vector_store_type": "milvus"}
+        )
+        assert r.status_code == 400 and "available: faiss" in r.json()["msg"], r.text
+        # Chatchat's client sends its own default model name unless told otherwise.
+        r = c.post(
+            "/knowledge_base/create_knowledge_base",
+            json={"knowledge_base_name": "m", "embed_model": "bge-large-zh-v1.5"},
+        )
+        assert r.status_code == 400, r.text
+        assert "multilingual-e5-small" in r.json()["msg"] and "all-MiniLM-L6-v2" in r.json()["msg"]
+        assert not server.service.exists("m")
+
+
+def _model_paths() -> list[str]:
+    from kbqa.embeddings.pool import bundled_minilm_path
+
+    bundled = bundled_minilm_path()
+    return [
+        "/etc",
+        "../../../../tmp",
+        "/no/such/folder",
+        bundled,
+        bundled + "/",
+        bundled + "/.",
+        bundled + "/./.",
+        bundled.replace("/", "//"),
+        f"{bundled}/../{Path(bundled).name}",
+        "~",
+    ]
+
+
+@pytest.mark.parametrize("path", _model_paths(), ids=lambda p: p[-30:])
+def test_embedding_model_folders_from_requests_are_refused(env: dict, path: str) -> None:
+    server: LiveServer = env["server"]
+    pools = [server.service.embedders, server.app.state.ctx.query_embedders]
+    resident = [p.resident() for p in pools]
+    before = kb_state(server)
+    with server.client() as c:
+        for method, route, kwargs in [
+            (
+                "POST",
+                "/knowledge_base/create_knowledge_base",
+                {"json": {"knowledge_base_name": "m", "embed_model": path}},
+            ),
+            (
+                "POST",
+                "/knowledge_base/recreate_vector_store",
+                {"json": {"knowledge_base_name": "m", "embed_model": path}},
+            ),
+            (
+                "POST",
+                "/knowledge_base/recreate_vector_store",
+                {"json": {"knowledge_base_name": VICTIM, "embed_model": path}},
+            ),
+            ("POST", "/other/embed_texts", {"json": {"texts": ["x"], "embed_model": path}}),
+        ]:
+            r = c.request(method, route, **kwargs)
+            assert r.status_code == 400, (route, r.text)
+            # The same answer whether the folder exists or not: nothing tells a client what is on the disk.
+            assert "multilingual-e5-small" in r.text and "exist" not in r.text and "local folder" not in r.text
+    assert [p.resident() for p in pools] == resident
+    assert kb_state(server) == before

@@ -11,14 +11,22 @@ from starlette.concurrency import run_in_threadpool
 from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
-from kbqa.api.schemas import BaseResponse, ChatRequest, FeedbackRequest, FileChatRequest, KBChatRequest
+from kbqa.api.schemas import (
+    NOT_IMPLEMENTED,
+    BaseResponse,
+    ChatRequest,
+    FeedbackRequest,
+    FileChatRequest,
+    KBChatRequest,
+    sse_responses,
+)
 from kbqa.api.sse import prefetched, sse_response
 from kbqa.chat.history import as_messages
 from kbqa.chat.kb_chat import LLMOptions, chatchat_events, recorded_events
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 
-_SSE = {200: {"content": {"text/event-stream": {}}, "description": "SSE: data: {json}\\r\\n\\r\\n per event"}}
+_SSE = sse_responses("SSE: data: {json}\\r\\n\\r\\n per event; stream=false: a single event")
 
 
 def _options(req: ChatRequest | KBChatRequest | FileChatRequest) -> LLMOptions:
@@ -90,13 +98,20 @@ def _not_implemented(what: str) -> None:
     raise ApiError(501, f"{what} 暂未支持 (not implemented in kbqa yet); use /chat/knowledge_base_chat or /chat/chat")
 
 
-@router.post("/search_engine_chat", summary="与搜索引擎对话 (not implemented: 501)", response_model=BaseResponse)
+@router.post(
+    "/search_engine_chat",
+    summary="与搜索引擎对话 (not implemented: 501)",
+    response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
+)
 async def search_engine_chat() -> BaseResponse:
     _not_implemented("搜索引擎对话 search_engine_chat")
     raise AssertionError
 
 
-@router.post("/agent_chat", summary="与agent对话 (not implemented: 501)", response_model=BaseResponse)
+@router.post(
+    "/agent_chat", summary="与agent对话 (not implemented: 501)", response_model=BaseResponse, responses=NOT_IMPLEMENTED
+)
 async def agent_chat() -> BaseResponse:
     _not_implemented("Agent 对话 agent_chat")
     raise AssertionError

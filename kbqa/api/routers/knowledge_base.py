@@ -17,6 +17,11 @@ from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import (
+    ACCEPTED,
+    CHUNK_SIZE_MAX,
+    DOC_TEXT_MAX,
+    NAME_MAX,
+    PATH_MAX,
     BaseResponse,
     CreateKBRequest,
     DeleteDocsRequest,
@@ -27,6 +32,7 @@ from kbqa.api.schemas import (
     UpdateDocsByIdRequest,
     UpdateDocsRequest,
     UpdateInfoRequest,
+    sse_responses,
 )
 from kbqa.api.sse import sse_response
 from kbqa.errors import ChunkNotFound, KBNotFound, KBQAError
@@ -34,6 +40,7 @@ from kbqa.ingest.document import Document
 from kbqa.jobs.ingest import ingest_job, recreate_job, summarize
 from kbqa.jobs.manager import Job
 from kbqa.knowledge.service import SearchHit
+from kbqa.store.registry import requested_type
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 
@@ -105,7 +112,10 @@ async def create_knowledge_base(req: CreateKBRequest, request: Request, ctx: Ctx
     if not req.knowledge_base_name.strip():
         raise ApiError(400, "知识库名称不能为空，请重新填写知识库名称", code=404)
     kb = names.kb_name(request, req.knowledge_base_name)
-    await run_in_threadpool(ctx.service.create_kb, kb, req.kb_info, req.vector_store_type, req.embed_model)
+    # Request values are checked here (400); the same failure from the settings stays a server fault in the service.
+    vs_type = requested_type(req.vector_store_type)
+    model = ctx.service.embedders.choose(req.embed_model)
+    await run_in_threadpool(ctx.service.create_kb, kb, req.kb_info, vs_type, model)
     return BaseResponse(msg=f"已新增知识库 {kb}")
 
 
@@ -137,7 +147,9 @@ async def update_info(req: UpdateInfoRequest, request: Request, ctx: Ctx) -> Bas
 
 # --- files ---------------------------------------------------------------------------------------------------------
 @router.get("/list_files", summary="获取知识库内的文件列表 (list a KB's files)", response_model=ListResponse)
-async def list_files(request: Request, ctx: Ctx, knowledge_base_name: str = Query(..., examples=["samples"])):
+async def list_files(
+    request: Request, ctx: Ctx, knowledge_base_name: str = Query(..., max_length=NAME_MAX, examples=["samples"])
+):
     kb = names.kb_name(request, knowledge_base_name)
     return ListResponse(data=await run_in_threadpool(ctx.service.file_names, kb))
 
@@ -204,18 +216,26 @@ def _save_uploads(
     return saved, failed
 
 
-@router.post("/upload_docs", summary="上传文件到知识库，并/或进行向量化 (upload files, then index them)")
+@router.post(
+    "/upload_docs",
+    summary="上传文件到知识库，并/或进行向量化 (upload files, then index them)",
+    response_model=BaseResponse,
+    responses=ACCEPTED,
+)
 async def upload_docs(
     request: Request,
     ctx: Ctx,
     files: Annotated[list[UploadFile], File(description="Files; names may hold sub-folders (wiki/Home.md)")],
-    knowledge_base_name: Annotated[str, Form(examples=["samples"])],
+    knowledge_base_name: Annotated[str, Form(max_length=NAME_MAX, examples=["samples"])],
     override: Annotated[bool, Form(description="Replace existing files")] = False,
     to_vector_store: Annotated[bool, Form(description="Index after saving")] = True,
-    chunk_size: Annotated[int | None, Form(gt=0)] = None,
-    chunk_overlap: Annotated[int | None, Form(ge=0)] = None,
+    chunk_size: Annotated[int | None, Form(gt=0, le=CHUNK_SIZE_MAX)] = None,
+    chunk_overlap: Annotated[int | None, Form(ge=0, lt=CHUNK_SIZE_MAX)] = None,
     zh_title_enhance: Annotated[bool | None, Form()] = None,
-    docs: Annotated[str, Form(description="Custom docs, JSON string {file: [{page_content, metadata}]}")] = "",
+    docs: Annotated[
+        str,
+        Form(max_length=100 * DOC_TEXT_MAX, description="Custom docs, JSON string {file: [{page_content, metadata}]}"),
+    ] = "",
     not_refresh_vs_cache: Annotated[bool, Form(description="Accepted; indexes are always saved")] = False,
     background: Annotated[bool, Form(description="Return a job id at once (HTTP 202) instead of waiting")] = False,
 ):  # type: ignore[no-untyped-def]
@@ -224,10 +244,10 @@ async def upload_docs(
     uploads = [(names.file_path(f.filename or ""), f) for f in files]
     custom = _parse_custom_docs(docs)
     _require_kb(ctx, kb, [rel for rel, _ in uploads] + list(custom))
+    split = ctx.split(chunk_size, chunk_overlap, zh_title_enhance)  # refused before any file is saved
     saved, failed = await run_in_threadpool(_save_uploads, ctx, kb, uploads, override)
     if not to_vector_store and not custom:
         return body(200, "文件上传完成 (saved, not indexed)", {"failed_files": failed})
-    split = ctx.split(chunk_size, chunk_overlap, zh_title_enhance)
     job = ctx.jobs.submit(
         "upload_docs", kb, ingest_job(ctx.service, kb, saved if to_vector_store else [], split, custom), summarize
     )
@@ -247,7 +267,9 @@ async def delete_docs(req: DeleteDocsRequest, request: Request, ctx: Ctx) -> Bas
     return BaseResponse(msg="文件删除完成", data={"failed_files": failed})
 
 
-@router.post("/update_docs", summary="更新现有文件到知识库 (re-index files)")
+@router.post(
+    "/update_docs", summary="更新现有文件到知识库 (re-index files)", response_model=BaseResponse, responses=ACCEPTED
+)
 async def update_docs(req: UpdateDocsRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
     paths = names.file_paths(req.file_names)
@@ -300,8 +322,8 @@ def _chunk_id(raw: str) -> int:
 async def download_doc(
     request: Request,
     ctx: Ctx,
-    knowledge_base_name: str = Query(..., examples=["samples"]),
-    file_name: str = Query(..., examples=["test.txt"]),
+    knowledge_base_name: str = Query(..., max_length=NAME_MAX, examples=["samples"]),
+    file_name: str = Query(..., max_length=PATH_MAX, examples=["test.txt"]),
     preview: bool = Query(False, description="Show in the browser instead of downloading"),
 ):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, knowledge_base_name)
@@ -320,17 +342,22 @@ async def download_doc(
     )
 
 
-@router.post("/recreate_vector_store", summary="根据content中文档重建向量库，流式输出处理进度 (rebuild, SSE progress)")
+@router.post(
+    "/recreate_vector_store",
+    summary="根据content中文档重建向量库，流式输出处理进度 (rebuild, SSE progress)",
+    responses={**sse_responses("SSE: data: {json}\\r\\n\\r\\n per file, then a closing event"), **ACCEPTED},
+)
 async def recreate_vector_store(req: RecreateRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.knowledge_base_name)
+    # Every request value is checked before the KB is created or its rows touched.
+    vs_type = requested_type(req.vs_type)
+    model = ctx.service.embedders.choose(req.embed_model) if req.embed_model else None
+    split = ctx.split(req.chunk_size, req.chunk_overlap, req.zh_title_enhance)
     if not await run_in_threadpool(ctx.service.exists, kb):
         if not req.allow_empty_kb:
             return JSONResponse(body(404, f"未找到知识库 {kb}"), status_code=404)
-        await run_in_threadpool(ctx.service.create_kb, kb, None, req.vs_type, req.embed_model)
-    split = ctx.split(req.chunk_size, req.chunk_overlap, req.zh_title_enhance)
-    job = ctx.jobs.submit(
-        "recreate_vector_store", kb, recreate_job(ctx.service, kb, split, req.embed_model, req.vs_type), summarize
-    )
+        await run_in_threadpool(ctx.service.create_kb, kb, None, vs_type, model)
+    job = ctx.jobs.submit("recreate_vector_store", kb, recreate_job(ctx.service, kb, split, model, vs_type), summarize)
     if req.background:
         return _job_accepted(job, {})
     return sse_response(_recreate_events(job, kb), ctx.settings.api.sse_ping_s)
@@ -383,9 +410,9 @@ async def _recreate_events(job: Job, kb: str) -> AsyncIterator[dict[str, Any]]:
 async def upload_temp_docs(
     ctx: Ctx,
     files: Annotated[list[UploadFile], File(description="Files to chat with")],
-    prev_id: Annotated[str | None, Form(description="Temporary KB to drop")] = None,
-    chunk_size: Annotated[int | None, Form(gt=0)] = None,
-    chunk_overlap: Annotated[int | None, Form(ge=0)] = None,
+    prev_id: Annotated[str | None, Form(max_length=64, description="Temporary KB to drop")] = None,
+    chunk_size: Annotated[int | None, Form(gt=0, le=CHUNK_SIZE_MAX)] = None,
+    chunk_overlap: Annotated[int | None, Form(ge=0, lt=CHUNK_SIZE_MAX)] = None,
     zh_title_enhance: Annotated[bool | None, Form()] = None,
 ) -> BaseResponse:
     uploads = [(names.file_path(f.filename or ""), f.file) for f in files]

@@ -11,7 +11,13 @@ from fastapi import APIRouter
 
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError
-from kbqa.api.schemas import BaseResponse, ListConfigModelsRequest, ListRunningModelsRequest, ModelConfigRequest
+from kbqa.api.schemas import (
+    NOT_IMPLEMENTED,
+    BaseResponse,
+    ListConfigModelsRequest,
+    ListRunningModelsRequest,
+    ModelConfigRequest,
+)
 from kbqa.llm.errors import LLMError
 
 log = logging.getLogger(__name__)
@@ -92,11 +98,11 @@ async def get_model_config(req: ModelConfigRequest, ctx: Ctx) -> BaseResponse:
     return BaseResponse(data={})
 
 
-@router.post("/stop", summary="停止模型 (not supported: 501)", response_model=BaseResponse)
+@router.post("/stop", summary="停止模型 (not supported: 501)", response_model=BaseResponse, responses=NOT_IMPLEMENTED)
 async def stop_llm_model() -> BaseResponse:
     raise ApiError(501, "不支持通过 API 停止模型 (stop workers with the launcher)")
 
 
-@router.post("/change", summary="切换模型 (not supported: 501)", response_model=BaseResponse)
+@router.post("/change", summary="切换模型 (not supported: 501)", response_model=BaseResponse, responses=NOT_IMPLEMENTED)
 async def change_llm_model() -> BaseResponse:
     raise ApiError(501, "不支持通过 API 切换模型 (start another worker with the launcher)")

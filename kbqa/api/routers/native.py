@@ -17,6 +17,7 @@ from kbqa.api import names
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import (
+    NAME_MAX,
     BaseResponse,
     EvaluateRequest,
     FileDetail,
@@ -76,7 +77,7 @@ async def list_kb_details(ctx: Ctx) -> KBDetailsResponse:
     response_model=FileDetailsResponse,
 )
 async def list_file_details(
-    request: Request, ctx: Ctx, knowledge_base_name: str = Query(..., examples=["samples"])
+    request: Request, ctx: Ctx, knowledge_base_name: str = Query(..., max_length=NAME_MAX, examples=["samples"])
 ) -> FileDetailsResponse:
     kb = names.kb_name(request, knowledge_base_name)
     files = await run_in_threadpool(ctx.service.list_files, kb)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from kbqa.api import names
 from kbqa.api.context import Ctx
 from kbqa.api.errors import OPENAI_PREFIX
-from kbqa.api.schemas import KBCompletionRequest
+from kbqa.api.schemas import KBCompletionRequest, sse_responses
 from kbqa.chat.kb_chat import Grounded, KBChat, LLMOptions
 from kbqa.errors import KBNotFound, KBQAError
 
@@ -60,7 +60,13 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", summary="Ask a knowledge base (model = KB name); answer with sources")
+@router.post(
+    "/chat/completions",
+    summary="Ask a knowledge base (model = KB name); answer with sources",
+    responses=sse_responses(
+        "stream=false: a chat.completion object; stream=true: SSE of chat.completion.chunk objects"
+    ),
+)
 async def chat_completions(req: KBCompletionRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
     kb = names.kb_name(request, req.model)
     if not await run_in_threadpool(ctx.service.exists, kb):

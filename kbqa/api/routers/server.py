@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api.context import Ctx
 from kbqa.api.errors import ApiError
-from kbqa.api.schemas import BaseResponse, EmbedTextsRequest, PromptTemplateRequest
-from kbqa.errors import EmbeddingModelError
+from kbqa.api.schemas import NOT_IMPLEMENTED, BaseResponse, EmbedTextsRequest, PromptTemplateRequest
 from kbqa.store.registry import available_types
 
 router = APIRouter(tags=["Server State"])
@@ -61,13 +60,15 @@ async def embed_texts(req: EmbedTextsRequest, ctx: Ctx) -> BaseResponse:
     if not req.texts:
         return BaseResponse(data=[])
     # Only configured names: a client-chosen folder path would make the server load arbitrary files.
-    if model not in ctx.settings.embedding.models and model != ctx.settings.embedding.model:
-        raise ApiError(400, f"指定的模型 {model} 不支持 Embeddings 功能。", code=500)
-    try:
-        embedder = await run_in_threadpool(ctx.query_embedders.get, model)
-    except EmbeddingModelError as exc:
-        msg = f"指定的模型 {model} 不支持 Embeddings 功能。"
-        raise ApiError(400, msg, code=500, data={"detail": exc.message}) from exc
+    if not ctx.query_embedders.is_configured(model):
+        raise ApiError(
+            400,
+            f"指定的模型 {model[:200]} 不支持 Embeddings 功能。",
+            code=500,
+            data={"detail": f"configured: {', '.join(ctx.query_embedders.names())}"},
+        )
+    # A configured model that fails to load is the server's fault: its EmbeddingModelError stays a 500.
+    embedder = await run_in_threadpool(ctx.query_embedders.get, model)
     if req.to_query:
         vectors = [await run_in_threadpool(embedder.embed_query, t) for t in req.texts]
         return BaseResponse(data=[v.reshape(-1).tolist() for v in vectors])
@@ -75,7 +76,12 @@ async def embed_texts(req: EmbedTextsRequest, ctx: Ctx) -> BaseResponse:
     return BaseResponse(data=matrix.tolist())
 
 
-@router.post("/other/completion", summary="LLM 补全 (not implemented: 501)", response_model=BaseResponse)
+@router.post(
+    "/other/completion",
+    summary="LLM 补全 (not implemented: 501)",
+    response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
+)
 async def completion() -> BaseResponse:
     raise ApiError(501, "暂未支持 /other/completion (not implemented); use /chat/chat")
 
@@ -85,6 +91,7 @@ async def completion() -> BaseResponse:
     tags=["Knowledge Base Management"],
     summary="知识库摘要 (not implemented: 501)",
     response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
 )
-async def kb_summary(operation: str) -> BaseResponse:
+async def kb_summary(operation: Annotated[str, Path(max_length=64)]) -> BaseResponse:
     raise ApiError(501, f"暂未支持知识库摘要 {operation[:64]} (KB summaries are not implemented)")
