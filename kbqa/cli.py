@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kbqa.errors import KBQAError
-from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
+from kbqa.knowledge.service import ERROR, IngestReport, KnowledgeBaseService
 from kbqa.llm.test_message import add_arguments as add_test_message_arguments
 from kbqa.llm.test_message import run as run_test_message
 from kbqa.settings import Settings, load_settings
@@ -102,9 +102,13 @@ def cmd_init_db(args: argparse.Namespace) -> int:
     for name in _kb_names(service, args.kb_name):
         if args.recreate_vs:
             _ensure_kb(service, name, args.embed_model)
+            # Recreating drops every file row, the failures recorded on them too: a file failing again for the
+            # reason it failed before is not a new failure.
+            before = {f.path: f.error for f in service.list_files(name) if f.status == ERROR}
             bar, update = _progress_bar(None, f"recreate {name}")
             with bar:
                 report = service.recreate(name, embed_model=args.embed_model, progress=update)
+            report.failed_before += [p for p, r in report.new_failures.items() if before.get(p) == r]
             all_ok &= _print_report(name, report)
         elif args.increment:
             _ensure_kb(service, name, args.embed_model)

@@ -128,6 +128,10 @@ def test_increment_records_unsupported_files_once_then_reports_nothing_new(
     captured = capsys.readouterr()
     assert "0 added" in captured.out and "0 failed" in captured.out and "failed:" not in captured.err
 
+    # Recreating re-reads everything; the image failing as before is still not new.
+    assert init_database_main(["--config", config, "--recreate-vs", "-n", "copied"]) == 0
+    assert "1 failed before (unchanged)" in capsys.readouterr().out
+
     assert main(["--config", config, "kb", "files", "copied"]) == 0
     listed = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "\terror\t" in listed["img/flow.png"] and "not supported" in listed["img/flow.png"]
