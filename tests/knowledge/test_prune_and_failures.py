@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from kbqa.cli import init_database_main, main
+from kbqa.knowledge.content import KBFolder
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.settings import Settings
 from tests.conftest import REPO_ROOT
@@ -137,3 +138,44 @@ def test_increment_records_unsupported_files_once_then_reports_nothing_new(
     assert "\terror\t" in listed["img/flow.png"] and "not supported" in listed["img/flow.png"]
     assert "(failed " in listed["img/flow.png"]
     assert "\tready\t" in listed["notes.md"]
+
+
+def test_kbqa_index_removal_keeps_chatchat_indexes_until_asked(tmp_path: Path) -> None:
+    folder = KBFolder.of(tmp_path, "kb")
+    stores = folder.root / "vector_store"
+    _write(
+        stores,
+        {
+            "bge-large-zh-v1.5/index.faiss": b"x",
+            "bge-large-zh-v1.5/index.pkl": b"x",
+            "multilingual-e5-small/CURRENT": "index-3.faiss",
+            "multilingual-e5-small/index-3.faiss": b"x",
+            # a model name both used: kbqa's files beside Chatchat's
+            "bge-m3/CURRENT": "index-1.faiss",
+            "bge-m3/index-1.faiss": b"x",
+            "bge-m3/index.faiss": b"x",
+            "bge-m3/index.pkl": b"x",
+        },
+    )
+    chatchat = [
+        stores / "bge-large-zh-v1.5",
+        stores / "bge-m3" / "index.faiss",
+        stores / "bge-m3" / "index.pkl",
+    ]
+    assert sorted(folder.chatchat_vector_stores()) == sorted(chatchat)
+    folder.remove_indexes()
+    left = sorted(p.relative_to(stores).as_posix() for p in stores.rglob("*") if p.is_file())
+    assert left == [
+        "bge-large-zh-v1.5/index.faiss",
+        "bge-large-zh-v1.5/index.pkl",
+        "bge-m3/index.faiss",
+        "bge-m3/index.pkl",
+    ]
+    # Only Chatchat's files are left in bge-m3 now: the whole folder is Chatchat's.
+    assert sorted(folder.remove_chatchat_vector_stores()) == [stores / "bge-large-zh-v1.5", stores / "bge-m3"]
+    assert not any(p.is_file() for p in stores.rglob("*"))
+
+    # Asked while kbqa's index shares the folder: only Chatchat's two files go.
+    _write(stores, {"bge-m3/CURRENT": "index-1.faiss", "bge-m3/index-1.faiss": b"x", "bge-m3/index.pkl": b"x"})
+    assert folder.remove_chatchat_vector_stores() == [stores / "bge-m3" / "index.pkl"]
+    assert sorted(p.name for p in (stores / "bge-m3").iterdir()) == ["CURRENT", "index-1.faiss"]
