@@ -50,6 +50,7 @@ class ImportReport:
     models: dict[str, str] = field(default_factory=dict)  # Chatchat model -> the kbqa model used instead
     vs_types: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    old_indexes: int = 0  # Chatchat's vector_store/<model> folders found beside the moved knowledge bases
 
     def line(self) -> str:
         parts = [
@@ -65,7 +66,12 @@ class ImportReport:
             text_ += f"; vector store {old} is not available in kbqa, {new} is used instead"
         if self.skipped:
             text_ += f"; not moved: {', '.join(self.skipped)}"
-        return text_ + "; old vector_store folders kept (--prune-old-vector-stores removes them)."
+        if self.old_indexes:
+            text_ += (
+                f"; {self.old_indexes} old Chatchat index folder(s) kept in vector_store/ "
+                "(--prune-old-vector-stores removes them)"
+            )
+        return text_ + "."
 
 
 def backup_path(db_path: Path, now: datetime | None = None) -> Path:

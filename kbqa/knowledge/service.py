@@ -149,6 +149,8 @@ class KnowledgeBaseService:
                 report = chatchat_import.migrate(
                     self.db.url, self._kbqa_model_for, available_types(), self.settings.kb.default_vs_type
                 )
+                if report is not None:
+                    report.old_indexes = sum(len(self.folder(kb).chatchat_vector_stores()) for kb in report.kbs)
             self.db.create_tables()
         return report
 

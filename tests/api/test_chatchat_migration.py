@@ -71,6 +71,7 @@ def test_init_database_migrates_a_chatchat_database_and_a_second_run_changes_not
     assert "1 knowledge base(s) (notes)" in summary and "2 file(s) to index" in summary
     assert "1 conversation(s)" in summary and "2 message(s), 1 with feedback" in summary
     assert f"embedding model {chatchat_db.CHATCHAT_MODEL} is not available in kbqa" in summary
+    assert "1 old Chatchat index folder(s) kept" in summary
     [backup] = _backups(kb_root)
     assert str(backup) in summary
     # The backup is Chatchat's database as it was.
