@@ -534,7 +534,8 @@ class KnowledgeBaseService:
                     report.failed_before.append(f.rel_path)
                 status = "failed"
             else:
-                (report.updated if f.rel_path in existing else report.added).append(f.rel_path)
+                known = f.rel_path in existing and existing[f.rel_path].status != PENDING
+                (report.updated if known else report.added).append(f.rel_path)
                 report.chunks += len(f.chunks)
                 status = "done"
             if progress is not None:

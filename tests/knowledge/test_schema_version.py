@@ -115,6 +115,10 @@ def test_the_service_migrates_a_chatchat_database_once(settings: Settings, embed
     assert {f.status for f in files.values()} == {"pending"}
     assert sorted(service.files_to_index("notes")) == sorted(chatchat_db.FILES)
     assert service.create_tables() is None
+    indexed = service.ingest("notes", service.files_to_index("notes"))
+    assert sorted(indexed.added) == sorted(chatchat_db.FILES) and not indexed.failed
+    assert service.files_to_index("notes") == []
+    assert service.search("notes", "nightly backups", top_k=1)[0].path == "guide/backup.txt"
     tables = chatchat_db.dump(db, "message")
     assert len(tables["message"]) == 2
     service.close()
