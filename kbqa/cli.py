@@ -1,7 +1,8 @@
 """The ``kbqa`` command: database set-up (Chatchat's init_database.py flags), knowledge bases, ingestion, search,
 terminal chat (FastChat's cli) and a worker smoke test (FastChat's test_message).
 
-Exit codes: 0 success, 1 error (message on stderr), 2 bad usage, 3 finished but some files failed (listed).
+Exit codes: 0 success, 1 error (message on stderr), 2 bad usage, 3 finished but some files failed (listed) that had
+not failed the same way before (an unchanged file that keeps failing for the same reason is listed, not counted).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kbqa.errors import KBQAError
-from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
+from kbqa.knowledge.service import ERROR, IngestReport, KnowledgeBaseService
 from kbqa.llm.test_message import add_arguments as add_test_message_arguments
 from kbqa.llm.test_message import run as run_test_message
 from kbqa.settings import Settings, load_settings
@@ -28,8 +29,16 @@ EXIT_PARTIAL = 3
 def _service(args: argparse.Namespace) -> KnowledgeBaseService:
     settings: Settings = load_settings(args.config)
     service = KnowledgeBaseService(settings)
-    service.create_tables()
+    _create_tables(service)
     return service
+
+
+def _create_tables(service: KnowledgeBaseService) -> bool:
+    """Check (and if it is Chatchat's, migrate) the database; True when a migration ran now."""
+    migrated = service.create_tables()
+    if migrated is not None:
+        print(migrated.line(), flush=True)
+    return migrated is not None
 
 
 def _progress_bar(total_hint: int | None, desc: str):  # type: ignore[no-untyped-def]
@@ -47,13 +56,16 @@ def _progress_bar(total_hint: int | None, desc: str):  # type: ignore[no-untyped
 
 
 def _print_report(kb: str, report: IngestReport) -> bool:
+    """True when nothing new failed."""
+    new = report.new_failures
+    before = f", {len(report.failed_before)} failed before (unchanged)" if report.failed_before else ""
     print(
         f"{kb}: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} unchanged, "
-        f"{len(report.failed)} failed; {report.chunks} chunks ({report.embedded} embedded) in {report.seconds:.1f}s"
+        f"{len(new)} failed{before}; {report.chunks} chunks ({report.embedded} embedded) in {report.seconds:.1f}s"
     )
-    for path, reason in sorted(report.failed.items()):
+    for path, reason in sorted(new.items()):
         print(f"  failed: {path}: {reason}", file=sys.stderr)
-    return not report.failed
+    return not new
 
 
 def _kb_names(service: KnowledgeBaseService, requested: Sequence[str] | None) -> list[str]:
@@ -76,20 +88,31 @@ def _ensure_kb(service: KnowledgeBaseService, name: str, embed_model: str | None
 def cmd_init_db(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     service = KnowledgeBaseService(settings)
+    # Checked (and migrated) first: --clear-tables must never be what meets a Chatchat or foreign database.
+    migrated = _create_tables(service)
+    if args.from_chatchat:
+        if not migrated:
+            print("The database is already kbqa's: nothing to migrate.")
+        if not (args.recreate_vs or args.update_in_db):
+            args.increment = True  # index the moved files (pending) and anything new in the folders
     if args.clear_tables:
         service.db.drop_tables()
-    service.create_tables()
+        service.create_tables()
     all_ok = True
     for name in _kb_names(service, args.kb_name):
         if args.recreate_vs:
             _ensure_kb(service, name, args.embed_model)
+            # Recreating drops every file row, the failures recorded on them too: a file failing again for the
+            # reason it failed before is not a new failure.
+            before = {f.path: f.error for f in service.list_files(name) if f.status == ERROR}
             bar, update = _progress_bar(None, f"recreate {name}")
             with bar:
                 report = service.recreate(name, embed_model=args.embed_model, progress=update)
+            report.failed_before += [p for p, r in report.new_failures.items() if before.get(p) == r]
             all_ok &= _print_report(name, report)
         elif args.increment:
             _ensure_kb(service, name, args.embed_model)
-            missing = service.files_not_in_db(name)
+            missing = service.files_to_index(name)
             bar, update = _progress_bar(len(missing), f"increment {name}")
             with bar:
                 report = service.ingest(name, missing, progress=update)
@@ -103,9 +126,25 @@ def cmd_init_db(args: argparse.Namespace) -> int:
             gone = service.prune_db(name)
             print(f"{name}: forgot {len(gone)} file(s) missing from the folder")
         if args.prune_folder and service.exists(name):
-            removed = service.prune_folder(name)
-            print(f"{name}: deleted {len(removed)} file(s) unknown to the database")
+            _prune_folder(service, name, args.yes)
+        if args.prune_old_vector_stores and service.exists(name):
+            for path in service.prune_old_vector_stores(name):
+                print(f"{name}: removed Chatchat's old index {path}")
     return 0 if all_ok else EXIT_PARTIAL
+
+
+def _prune_folder(service: KnowledgeBaseService, name: str, yes: bool) -> None:
+    candidates = service.prunable_files(name)
+    if not yes:
+        for rel in candidates:
+            print(f"{name}: would delete content/{rel}")
+        hint = ": run again with --yes to delete them" if candidates else ""
+        print(f"{name}: {len(candidates)} file(s) unknown to the database{hint}")
+        return
+    removed = service.prune_folder(name, candidates)
+    for rel in removed:
+        print(f"{name}: deleted content/{rel}")
+    print(f"{name}: deleted {len(removed)} file(s) unknown to the database")
 
 
 def cmd_kb_list(args: argparse.Namespace) -> int:
@@ -133,6 +172,8 @@ def cmd_kb_files(args: argparse.Namespace) -> int:
     service = _service(args)
     for f in service.list_files(args.name):
         extra = f"\t{f.error}" if f.error else ""
+        if f.failed_at is not None:
+            extra += f"\t(failed {f.failed_at:%Y-%m-%d %H:%M:%S} UTC)"
         print(f"{f.path}\t{f.status}\t{f.chunk_count} chunks\t{f.size} bytes{extra}")
     return 0
 
@@ -174,7 +215,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     service = KnowledgeBaseService(settings)
-    service.create_tables()
+    _create_tables(service)
     options = RetrievalOptions(
         top_k=args.top_k,
         score_threshold=args.score_threshold,
@@ -208,7 +249,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     service = KnowledgeBaseService(settings)
-    service.create_tables()
+    _create_tables(service)
     golden = load_golden(args.golden)[: args.limit]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if "hybrid+rerank" in modes and not settings.retrieval.rerank_model:
@@ -303,7 +344,24 @@ def add_init_db_arguments(parser: argparse.ArgumentParser) -> None:
         "-u", "--update-in-db", action="store_true", help="re-ingest files known to the database whose content changed"
     )
     parser.add_argument("--prune-db", action="store_true", help="forget files deleted from the folder")
-    parser.add_argument("--prune-folder", action="store_true", help="delete files the database does not know")
+    parser.add_argument(
+        "--prune-folder",
+        action="store_true",
+        help="list files under content/ the database does not know (deleted only with --yes); files of a type "
+        "kbqa cannot index are never deleted",
+    )
+    parser.add_argument("-y", "--yes", action="store_true", help="with --prune-folder: delete the listed files")
+    parser.add_argument(
+        "--from-chatchat",
+        action="store_true",
+        help="migrate a Langchain-Chatchat 0.2 info.db (done on any first start anyway; a backup copy is kept) "
+        "and index the moved files",
+    )
+    parser.add_argument(
+        "--prune-old-vector-stores",
+        action="store_true",
+        help="remove Chatchat's old vector_store/<model> folders (index.faiss + index.pkl), listing each",
+    )
     parser.add_argument("-n", "--kb-name", nargs="+", help="only these knowledge bases")
     parser.add_argument(
         "-e",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
 from kbqa.api.app import create_app
+from kbqa.errors import KBQAError
 from kbqa.settings import load_settings
 
 
@@ -21,11 +23,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+        app = create_app(settings)
+    except KBQAError as exc:
+        # e.g. a foreign or newer database: one sentence, no traceback, nothing served.
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     host = args.host or settings.api.host
     port = args.port or settings.api.port
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=args.log_level,

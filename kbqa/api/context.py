@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -22,6 +23,8 @@ from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.llm.client import AsyncLLMClient, LLMClient
 from kbqa.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class AppContext:
@@ -41,7 +44,10 @@ class AppContext:
     @classmethod
     def build(cls, settings: Settings, service: KnowledgeBaseService | None = None) -> AppContext:
         service = service or KnowledgeBaseService(settings)
-        service.create_tables()
+        # A foreign or newer database raises here, before the app exists: the server refuses to start.
+        migrated = service.create_tables()
+        if migrated is not None:
+            log.warning("%s Index the moved files with `python init_database.py -i`.", migrated.line())
         api = settings.api
         prompts = PromptTemplates(settings.resolve(api.prompts_file))
         records = ChatRecords(service.db)

@@ -300,7 +300,11 @@ class FileDetail(BaseModel):
     zh_title_enhance: bool
     custom_docs: bool = Field(..., description="Chunks were given by the client (docs=) instead of parsed")
     chunk_count: int
-    status: str = Field(..., description="ready, or error (see error) when the file could not be ingested")
+    status: str = Field(
+        ...,
+        description="ready; error (see error and failed_at) when the file could not be ingested, kept until the file "
+        "changes; pending when it is known but not indexed yet (moved from Chatchat)",
+    )
     error: str
     in_folder: bool = Field(..., description="The file is still in the content folder")
     in_db: bool = Field(
@@ -311,6 +315,7 @@ class FileDetail(BaseModel):
     )
     created_at: AwareDatetime = Field(..., description="UTC, ISO 8601 with offset")
     updated_at: AwareDatetime = Field(..., description="UTC, ISO 8601 with offset")
+    failed_at: AwareDatetime | None = Field(None, description="When the recorded error happened (status error), UTC")
 
 
 class FileDetailsResponse(BaseResponse):

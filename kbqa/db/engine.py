@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from kbqa.db import fulltext
+from kbqa.db import fulltext, schema_version
 from kbqa.db.models import Base
 
 
@@ -52,17 +52,34 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
+    def inspect(self) -> schema_version.Found:
+        """What this database is, read without writing; raises DatabaseSchemaError for one kbqa must not touch."""
+        return schema_version.inspect_database(self.url, self.engine)
+
     def create_tables(self) -> None:
+        """Create missing tables after checking the schema version: nothing is written to a foreign, newer or
+        (not yet migrated) Langchain-Chatchat database."""
+        if self.inspect().kind is schema_version.Kind.CHATCHAT:
+            raise schema_version.DatabaseSchemaError(
+                "This is a Langchain-Chatchat 0.2 database: run `python init_database.py --from-chatchat` to migrate "
+                "it (a backup copy is kept). Nothing was changed."
+            )
         Base.metadata.create_all(self.engine)
-        if fulltext.available(self.engine):
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            if fulltext.available(self.engine):
                 fulltext.create(conn)
+            schema_version.stamp(conn)
 
     def drop_tables(self) -> None:
+        if self.inspect().kind is schema_version.Kind.CHATCHAT:
+            raise schema_version.DatabaseSchemaError(
+                "This is a Langchain-Chatchat 0.2 database: kbqa does not drop its tables. Nothing was changed."
+            )
         Base.metadata.drop_all(self.engine)
-        if fulltext.available(self.engine):
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            if fulltext.available(self.engine):
                 fulltext.drop_all(conn)
+            schema_version.drop(conn)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -32,6 +32,7 @@ def _merge(into: IngestReport, other: IngestReport) -> None:
     into.updated += other.updated
     into.skipped += other.skipped
     into.failed.update(other.failed)
+    into.failed_before += other.failed_before
     into.chunks += other.chunks
     into.embedded += other.embedded
     into.seconds += other.seconds

@@ -21,6 +21,7 @@ from kbqa.knowledge.naming import normalize_relative_path, resolve_inside, valid
 # Chatchat skips these when rebuilding from a folder: editor swap files, Office lock files, temp files.
 _SKIPPED_PREFIXES = (".", "~$", "temp", "tmp")
 _COPY_CHUNK = 1 << 20
+_CHATCHAT_INDEX_FILES = ("index.faiss", "index.pkl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +135,63 @@ class KBFolder:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def remove_indexes(self) -> None:
+    def chatchat_vector_stores(self) -> list[Path]:
+        """Langchain-Chatchat 0.2's FAISS indexes of this KB: ``vector_store/<model>/`` folders (or, before 0.2.4,
+        files right in ``vector_store/``) holding an ``index.pkl``, which kbqa never writes nor reads. In a folder
+        kbqa also uses (same model name) only Chatchat's two files count."""
         indexes = self.root / "vector_store"
-        if indexes.is_dir() and not indexes.is_symlink():
+        if not indexes.is_dir() or indexes.is_symlink():
+            return []
+        found = _chatchat_files(indexes)
+        for child in sorted(indexes.iterdir()):
+            if child.is_dir() and not child.is_symlink() and (child / "index.pkl").is_file():
+                found += _chatchat_files(child) if (child / "CURRENT").exists() else [child]
+        return found
+
+    def remove_chatchat_vector_stores(self) -> list[Path]:
+        removed = self.chatchat_vector_stores()
+        for path in removed:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        return removed
+
+    def remove_indexes(self) -> None:
+        """Remove kbqa's saved indexes; Chatchat's old ones stay until the user asks for them to go."""
+        indexes = self.root / "vector_store"
+        if not indexes.is_dir() or indexes.is_symlink():
+            return
+        kept = set(self.chatchat_vector_stores())
+        if not kept:
             shutil.rmtree(indexes)
+            return
+        for child in indexes.iterdir():
+            inner = [k for k in kept if k.parent == child]
+            if child in kept:
+                continue
+            if inner:
+                for item in child.iterdir():
+                    if item not in kept:
+                        _remove(item)
+            else:
+                _remove(child)
 
     def remove_all(self) -> None:
         if self.root.is_dir() and not self.root.is_symlink():
             shutil.rmtree(self.root)
         elif self.root.is_symlink():
             self.root.unlink()
+
+
+def _chatchat_files(folder: Path) -> list[Path]:
+    if not (folder / "index.pkl").is_file():
+        return []
+    return [folder / n for n in _CHATCHAT_INDEX_FILES if (folder / n).is_file()]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

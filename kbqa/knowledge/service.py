@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from kbqa.db import fulltext
+from kbqa.db import fulltext, schema_version
 from kbqa.db import repository as repo
 from kbqa.db.engine import Database
 from kbqa.db.models import KnowledgeFile
@@ -32,14 +32,18 @@ from kbqa.ingest.document import Document
 from kbqa.ingest.keywords import index_text
 from kbqa.ingest.pipeline import PreparedFile, embed_files, prepare_file, prepare_many, text_sha256
 from kbqa.ingest.splitters import SplitConfig
-from kbqa.knowledge.content import KBFolder, digest_file
+from kbqa.knowledge import chatchat_import
+from kbqa.knowledge.chatchat_import import PENDING, ImportReport
+from kbqa.knowledge.content import FileDigest, KBFolder, digest_file
 from kbqa.knowledge.index_cache import IndexCache, IndexState
 from kbqa.knowledge.locking import process_lock
 from kbqa.knowledge.naming import normalize_relative_path, validate_kb_name
 from kbqa.settings import Settings
-from kbqa.store.registry import store_class
+from kbqa.store.registry import available_types, store_class
 
 log = logging.getLogger(__name__)
+
+READY, ERROR = "ready", "error"  # knowledge_file.status; PENDING: known (e.g. moved from Chatchat), not indexed yet
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -76,6 +80,7 @@ class FileInfo:
     in_folder: bool
     created_at: datetime
     updated_at: datetime
+    failed_at: datetime | None = None  # when the recorded error happened (status error)
 
 
 @dataclass(slots=True)
@@ -84,10 +89,17 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Paths in ``failed`` that failed the same way before and are unchanged: not a new failure.
+    failed_before: list[str] = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+
+    @property
+    def new_failures(self) -> dict[str, str]:
+        before = set(self.failed_before)
+        return {path: reason for path, reason in self.failed.items() if path not in before}
 
 
 @dataclass(slots=True)
@@ -125,12 +137,29 @@ class KnowledgeBaseService:
         self._locks_guard = threading.Lock()
 
     # --- setup --------------------------------------------------------------------------------------------------
-    def create_tables(self) -> None:
+    def create_tables(self) -> ImportReport | None:
+        """Check the database's schema before anything is written, migrate a Langchain-Chatchat 0.2 database, then
+        create missing tables. Returns the migration's report when one ran now. A foreign or newer database raises
+        :class:`~kbqa.db.schema_version.DatabaseSchemaError` and is left unchanged."""
         self.kb_root.mkdir(parents=True, exist_ok=True)
         # create_all checks then creates: two processes starting together would race on SQLite.
         with process_lock(self.kb_root / ".locks" / "schema.lock"):
+            report = None
+            if self.db.inspect().kind is schema_version.Kind.CHATCHAT:
+                report = chatchat_import.migrate(
+                    self.db.url, self._kbqa_model_for, available_types(), self.settings.kb.default_vs_type
+                )
+                if report is not None:
+                    report.old_indexes = sum(len(self.folder(kb).chatchat_vector_stores()) for kb in report.kbs)
             self.db.create_tables()
         self._drop_stale_staging()
+        return report
+
+    def _kbqa_model_for(self, chatchat_model: str) -> tuple[str, int]:
+        """A migrated KB keeps its embedding model when kbqa knows that name, else gets the configured default."""
+        emb = self.settings.embedding
+        model = chatchat_model if chatchat_model and chatchat_model in {emb.model, *emb.models} else emb.model
+        return model, self.embedders.get(model).dim
 
     def _drop_stale_staging(self) -> None:
         """Drop the staging rows of recreates that were killed: those whose KB no writer holds now."""
@@ -306,6 +335,7 @@ class KnowledgeBaseService:
             in_folder,
             f.created_at,
             f.updated_at,
+            f.updated_at if f.status == ERROR else None,
         )
 
     def save_upload(self, name: str, rel_path: str, source: BinaryIO, *, override: bool = False) -> Path:
@@ -358,22 +388,38 @@ class KnowledgeBaseService:
         targets = self._targets(folder, paths, report)
         with self.db.read() as s:
             existing = repo.files_by_path(s, state.kb_id, [rel for rel, _ in targets])
-        todo: list[tuple[str, Path, Any]] = []
+        todo: list[tuple[str, Path, FileDigest | None, str | None]] = []
         for rel, path in targets:
-            try:
-                digest = digest_file(path)
-            except OSError as exc:
-                report.failed[rel] = f"{rel}: cannot read ({exc.strerror})"
-                continue
             old = existing.get(rel)
+            unsupported = unsupported_reason(path)
+            if unsupported is not None and old is not None and old.status == ERROR and old.error == unsupported:
+                # Its type decides, not its content: trying again would fail the same way.
+                report.failed[rel] = unsupported
+                report.failed_before.append(rel)
+                continue
+            try:
+                if unsupported is not None:  # recorded without reading it (it may be a large video)
+                    st = path.stat()
+                    digest = FileDigest("", st.st_size, st.st_mtime)
+                else:
+                    digest = digest_file(path)
+            except OSError as exc:
+                todo.append((rel, path, None, f"{rel}: cannot read ({exc.strerror})"))
+                continue
             if not force and old is not None and _unchanged(old, digest.sha256, cfg):
                 report.skipped.append(rel)
                 continue
-            todo.append((rel, path, digest))
+            todo.append((rel, path, digest, None))
         max_bytes = int(self.settings.kb.max_file_mb * (1 << 20))
         jobs = (
-            (lambda rel=rel, path=path, digest=digest: prepare_file(rel, path, cfg, max_bytes, digest))
-            for rel, path, digest in todo
+            (
+                lambda rel=rel, path=path, digest=digest, error=error: (
+                    PreparedFile(rel, None, error=error)
+                    if error is not None
+                    else prepare_file(rel, path, cfg, max_bytes, digest)
+                )
+            )
+            for rel, path, digest, error in todo
         )
         total = len(todo)
         done = 0
@@ -414,14 +460,12 @@ class KnowledgeBaseService:
 
     def _targets(self, folder: KBFolder, paths: Iterable[str] | None, report: IngestReport) -> list[tuple[str, Path]]:
         targets: list[tuple[str, Path]] = []
+        # Files of a type kbqa cannot index are targets too: their failure is recorded, so it is listed and
+        # not retried while they are unchanged.
         if paths is None:
             for rel, found in folder.scan():
-                try:
-                    if isinstance(found, KBQAError):
-                        raise found
-                    loaders.loader_name(found)
-                except KBQAError as exc:
-                    report.failed[rel] = exc.message
+                if isinstance(found, KBQAError):
+                    report.failed[rel] = found.message
                     continue
                 targets.append((rel, found))
             return targets
@@ -432,7 +476,6 @@ class KnowledgeBaseService:
                 path = folder.file_path(rel)
                 if not path.is_file():
                     raise FileNotInKB(f"file {rel} is not in the knowledge base's content folder")
-                loaders.loader_name(path)
             except KBQAError as exc:
                 report.failed[str(raw)] = exc.message
                 continue
@@ -461,9 +504,14 @@ class KnowledgeBaseService:
         added_ids: list[np.ndarray] = []
         added_vecs: list[np.ndarray] = []
         added_keywords: list[tuple[int, str]] = []
+        repeated: set[str] = set()
+        generation = None
         with self.db.session() as s:
             for f in group:
                 old = repo.get_file(s, state.kb_id, f.rel_path)
+                if _same_failure(old, f):
+                    repeated.add(f.rel_path)  # the row keeps the first failure's time
+                    continue
                 if old is not None:
                     removed.extend(repo.delete_chunks_of_file(s, old.id))
                 row = old or KnowledgeFile(kb_id=state.kb_id, path=f.rel_path, version=0)
@@ -480,9 +528,9 @@ class KnowledgeBaseService:
                 if f.digest is not None:
                     row.sha256, row.size, row.mtime = f.digest.sha256, f.digest.size, f.digest.mtime
                 if f.error is not None:
-                    row.status, row.error, row.chunk_count = "error", f.error, 0
+                    row.status, row.error, row.chunk_count = ERROR, f.error, 0
                 else:
-                    row.status, row.error, row.chunk_count = "ready", "", len(f.chunks)
+                    row.status, row.error, row.chunk_count = READY, "", len(f.chunks)
                 if old is None:
                     s.add(row)
                 s.flush()
@@ -496,19 +544,24 @@ class KnowledgeBaseService:
                     added_ids.append(np.asarray(ids, dtype=np.int64))
                     added_keywords.extend(zip(ids, f.keywords, strict=True))
                     added_vecs.append(f.vectors)
-            generation = repo.bump_generation(s, state.kb_id)
-        store = state.store.copy()
-        store.remove(np.asarray(removed, dtype=np.int64))
-        for ids, vecs in zip(added_ids, added_vecs, strict=True):
-            store.add(ids, vecs)
-        self.indexes.publish(state, store, generation, added_keywords, removed)
+            if len(repeated) < len(group):
+                generation = repo.bump_generation(s, state.kb_id)
+        if generation is not None:
+            store = state.store.copy()
+            store.remove(np.asarray(removed, dtype=np.int64))
+            for ids, vecs in zip(added_ids, added_vecs, strict=True):
+                store.add(ids, vecs)
+            self.indexes.publish(state, store, generation, added_keywords, removed)
         for f in group:
             done += 1
             if f.error is not None:
                 report.failed[f.rel_path] = f.error
+                if f.rel_path in repeated:
+                    report.failed_before.append(f.rel_path)
                 status = "failed"
             else:
-                (report.updated if f.rel_path in existing else report.added).append(f.rel_path)
+                known = f.rel_path in existing and existing[f.rel_path].status != PENDING
+                (report.updated if known else report.added).append(f.rel_path)
                 report.chunks += len(f.chunks)
                 status = "done"
             if progress is not None:
@@ -572,8 +625,12 @@ class KnowledgeBaseService:
                 for raw in paths:
                     try:
                         rel = normalize_relative_path(raw)
+                        kept = _kept_on_disk(folder, rel) if delete_content else None
                     except KBQAError as exc:
                         failed[str(raw)] = exc.message
+                        continue
+                    if kept is not None:
+                        failed[rel] = kept
                         continue
                     row = repo.get_file(s, state.kb_id, rel)
                     if row is None:
@@ -679,20 +736,39 @@ class KnowledgeBaseService:
             self.delete_files(name, gone)
         return gone
 
-    def prune_folder(self, name: str) -> list[str]:
-        """Delete content files the DB does not know (Chatchat's --prune-folder)."""
+    def prunable_files(self, name: str) -> list[str]:
+        """What --prune-folder deletes: files under content/ the DB does not know, of a type kbqa indexes. A file
+        kbqa cannot index (an image a note links to) is never a candidate: it cannot be in the DB."""
         known = set(self.file_names(name))
+        return [
+            rel
+            for rel, found in self.folder(name).scan()
+            if rel not in known and not isinstance(found, KBQAError) and unsupported_reason(found) is None
+        ]
+
+    def prune_folder(self, name: str, paths: Iterable[str] | None = None) -> list[str]:
+        """Delete content files the DB does not know (Chatchat's --prune-folder): ``paths`` (as listed by
+        :meth:`prunable_files`, checked again here) or every candidate."""
+        candidates = set(self.prunable_files(name))
         folder = self.folder(name)
         removed = []
-        for rel, found in folder.scan():
-            if rel not in known and not isinstance(found, KBQAError):
-                folder.delete_file(rel)
+        for rel in sorted(candidates if paths is None else candidates.intersection(paths)):
+            if folder.delete_file(rel):
                 removed.append(rel)
         return removed
 
     def files_not_in_db(self, name: str) -> list[str]:
         known = set(self.file_names(name))
         return [rel for rel, found in self.folder(name).scan() if rel not in known and not isinstance(found, KBQAError)]
+
+    def files_to_index(self, name: str) -> list[str]:
+        """init_database.py -i: files the DB does not know, and those it knows but never indexed (pending)."""
+        pending = [f.path for f in self.list_files(name) if f.status == PENDING and f.in_folder]
+        return sorted({*self.files_not_in_db(name), *pending})
+
+    def prune_old_vector_stores(self, name: str) -> list[Path]:
+        """Remove Langchain-Chatchat's FAISS folders of a KB (kbqa never reads them); returns what was removed."""
+        return self.folder(name).remove_chatchat_vector_stores()
 
     # --- search -------------------------------------------------------------------------------------------------
     def search(
@@ -751,9 +827,39 @@ class _Cancelled(Exception):
     """A recreate was cancelled before its swap: the staging rows are dropped and the KB is left as it was."""
 
 
+def unsupported_reason(path: Path) -> str | None:
+    """Why kbqa cannot index this file's type, or None when it can."""
+    try:
+        loaders.loader_name(path)
+    except KBQAError as exc:
+        return exc.message
+    return None
+
+
+def _kept_on_disk(folder: KBFolder, rel: str) -> str | None:
+    """Why a file must not be deleted from disk; None when it may be. kbqa deletes only what it can index."""
+    path = folder.file_path(rel)
+    if not path.is_file():
+        return None
+    reason = unsupported_reason(path)
+    if reason is None:
+        return None
+    return (
+        f"{rel} is not deleted: kbqa cannot index this type of file ({reason}), so it may belong to a document "
+        "(an image a note links to); remove it from the folder yourself"
+    )
+
+
+def _same_failure(old: KnowledgeFile | None, f: PreparedFile) -> bool:
+    """The file failed before with the same reason and has not changed since."""
+    if old is None or f.error is None or old.status != ERROR or old.error != f.error:
+        return False
+    return f.digest is None or (old.sha256 == f.digest.sha256 and old.size == f.digest.size)
+
+
 def _unchanged(row: KnowledgeFile, sha256: str, cfg: SplitConfig) -> bool:
     return (
-        row.status == "ready"
+        row.status == READY
         and not row.custom_docs
         and row.sha256 == sha256
         and row.chunk_size == cfg.chunk_size

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from kbqa.errors import KBQAError
-from kbqa.launcher.first_run import init_samples_argv, samples_missing
+from kbqa.launcher.first_run import init_argv, prepare_database
 from kbqa.launcher.services import ALL_SERVICES, LLM_SERVICES, Selection, plan
 from kbqa.launcher.supervisor import LaunchError, Running, Supervisor
 from kbqa.settings import Settings, find_config_file, load_settings
@@ -105,9 +105,13 @@ def run(settings: Settings, selection: Selection, config_file: str | None, timeo
         sup.check_ports(specs)
         say(f"kbqa: starting {', '.join(s.name for s in specs)} (logs in {settings.log_dir})")
         init = None
-        if "api" in selection.services and settings.launcher.init_samples and samples_missing(settings):
-            say("  first run: indexing the samples knowledge base (logs/init.log)")
-            init = sup.start_task("init", init_samples_argv(config_file))
+        if "api" in selection.services:
+            first = prepare_database(settings, settings.launcher.init_samples)
+            if first.migrated is not None:
+                print(f"  {first.migrated}", flush=True)
+            if first.to_index:
+                say(f"  first run: indexing {', '.join(first.to_index)} (logs/init.log)")
+                init = sup.start_task("init", init_argv(config_file, first.to_index))
         by_name = {s.name: s for s in specs}
         started: list[Running] = []
         if "controller" in by_name:

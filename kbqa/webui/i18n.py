@@ -175,6 +175,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     # kb_files.py: the Files tab
     "not_indexed": ("not indexed: select it and Re-index", "未索引：选中后点击“重新索引”"),
     "file_missing": ("{status} (file missing)", "{status}（文件缺失）"),
+    "file_status_ready": ("ready", "已索引"),
+    "file_status_error": ("failed", "失败"),
+    "file_status_pending": ("not indexed yet: select it and Re-index", "尚未索引：选中后点击“重新索引”"),
+    "col_failed_at": ("Failed at", "失败时间"),
+    "files_failed": (
+        "{count} file(s) could not be indexed: the Error column says why. Unchanged files are not retried.",
+        "{count} 个文件无法索引，原因见“错误”列；文件未改动时不会重试。",
+    ),
     "selected_files": ("Selected files", "选中的文件"),
     "choose_files": ("Choose files", "选择文件"),
     "reindex": ("Re-index", "重新索引"),

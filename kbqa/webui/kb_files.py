@@ -33,7 +33,8 @@ def _size(n: int) -> str:
 def _status(f: KBFile) -> str:
     if not f.in_db:
         return t("not_indexed")
-    return f.status if f.in_folder else t("file_missing", status=f.status)
+    status = t(f"file_status_{f.status}") if f.status in ("ready", "error", "pending") else f.status
+    return status if f.in_folder else t("file_missing", status=status)
 
 
 def _table(files: list[KBFile]) -> None:
@@ -45,9 +46,13 @@ def _table(files: list[KBFile]) -> None:
             t("col_size"): _size(f.size),
             t("col_updated"): short_time(f.updated_at),
             t("col_error"): f.error,
+            t("col_failed_at"): short_time(f.failed_at),
         }
         for f in files
     ]
+    failed = sum(1 for f in files if f.status == "error")
+    if failed:
+        st.warning(t("files_failed", count=failed), icon=":material/error:")
     st.dataframe(rows, hide_index=True, width="stretch")
 
 

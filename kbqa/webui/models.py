@@ -37,6 +37,7 @@ class KBFile(_Model):
     custom_docs: bool = False
     loader: str = ""
     updated_at: datetime | None = None
+    failed_at: datetime | None = None
 
 
 class Chunk(_Model):

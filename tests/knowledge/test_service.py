@@ -174,7 +174,9 @@ def test_bad_files_fail_alone(svc: KnowledgeBaseService) -> None:
     files = {f.path: f for f in svc.list_files("docs")}
     assert files["broken.pdf"].status == "error" and files["broken.pdf"].error
     assert files["good.txt"].status == "ready" and files["good.txt"].chunk_count == 1
-    assert "archive.xyz" not in files  # unsupported types are refused before any row is written
+    # An unsupported type is not parsed, but its failure is recorded (listed, not retried while unchanged).
+    assert files["archive.xyz"].status == "error" and "not supported" in files["archive.xyz"].error
+    assert files["archive.xyz"].chunk_count == 0 and files["archive.xyz"].failed_at is not None
     assert svc.search("docs", "web UI port", top_k=1)[0].path == "good.txt"
 
 

@@ -103,7 +103,10 @@ def test_upload_file_table_chunks_and_file_actions(open_ui: OpenUI, server: Live
 
     table = at.dataframe[0].value.set_index("File")
     assert table.loc["guide/ports.md", "Status"] == "ready" and table.loc["guide/ports.md", "Chunks"] >= 1
-    assert table.loc["guide/broken.pdf", "Status"] == "error" and table.loc["guide/broken.pdf", "Error"]
+    assert table.loc["guide/broken.pdf", "Status"] == "failed" and table.loc["guide/broken.pdf", "Error"]
+    # The failure is remembered with its time, and said above the table.
+    assert table.loc["guide/broken.pdf", "Failed at"] and not table.loc["guide/ports.md", "Failed at"]
+    assert any("1 file(s) could not be indexed" in w.value for w in at.warning)
     assert table.loc["guide/ports.md", "Size"] == f"{len(PORTS.encode())} B"
 
     # A file's chunks, in order.
