@@ -79,6 +79,15 @@ def remove_kb(session: Session, kb_id: int) -> None:
         session.execute(text(f"DROP TABLE IF EXISTS {table(kb_id)}"))
 
 
+def move_kb(session: Session, from_kb: int, to_kb: int) -> None:
+    """Make ``from_kb``'s table the table of ``to_kb`` (whose own table is dropped): a rename, no row is copied."""
+    if not available(session):
+        return
+    session.execute(text(f"DROP TABLE IF EXISTS {table(to_kb)}"))
+    if _exists(session, table(from_kb)):
+        session.execute(text(f"ALTER TABLE {table(from_kb)} RENAME TO {table(to_kb)}"))
+
+
 def rows(session: Session, kb_id: int, page: int = 5000) -> Iterator[tuple[int, str]]:
     """(chunk id, stored tokens) of every row of a KB's table, read a page at a time."""
     if not available(session) or not _exists(session, table(kb_id)):

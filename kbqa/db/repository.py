@@ -59,19 +59,29 @@ def drop_staging(session: Session, staging_name: str) -> None:
         _delete_kb_rows(session, kb_id)
 
 
-def swap_in_staging(session: Session, name: str, staged_id: int) -> int:
-    """Replace KB ``name`` by its staging KB in this transaction: the old rows go, the staging KB takes the name,
-    description and creation time. Returns the new generation (past the old one, so no saved index matches)."""
+def swap_in_staging(session: Session, name: str, staged_id: int) -> tuple[int, int]:
+    """Replace the rows of KB ``name`` by those of its staging KB, in this transaction. The KB keeps its id, name,
+    description and creation time and takes the staging KB's model, dimension and store type. Returns (KB id, new
+    generation): past the old one, so no index saved for the old rows matches."""
     old = session.scalars(select(KnowledgeBase).where(KnowledgeBase.name == name)).one()
-    info, created_at, generation = old.info, old.created_at, old.generation
-    _delete_kb_rows(session, old.id)
-    session.expunge(old)
+    staged = session.scalars(select(KnowledgeBase).where(KnowledgeBase.id == staged_id)).one()
+    kb_id, generation = old.id, old.generation + 1
+    session.execute(delete(Chunk).where(Chunk.kb_id == kb_id))
+    session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb_id))
+    session.execute(update(KnowledgeFile).where(KnowledgeFile.kb_id == staged_id).values(kb_id=kb_id))
+    session.execute(update(Chunk).where(Chunk.kb_id == staged_id).values(kb_id=kb_id))
     session.execute(
         update(KnowledgeBase)
-        .where(KnowledgeBase.id == staged_id)
-        .values(name=name, info=info, created_at=created_at, generation=generation + 1)
+        .where(KnowledgeBase.id == kb_id)
+        .values(
+            embed_model=staged.embed_model, embed_dim=staged.embed_dim, vs_type=staged.vs_type, generation=generation
+        )
     )
-    return generation + 1
+    session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == staged_id))
+    session.expunge(old)
+    session.expunge(staged)
+    fulltext.move_kb(session, staged_id, kb_id)  # DDL last: inside the transaction the DML opened
+    return kb_id, generation
 
 
 def add_kb(session: Session, *, name: str, info: str, vs_type: str, embed_model: str, embed_dim: int) -> KnowledgeBase:

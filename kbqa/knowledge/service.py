@@ -704,7 +704,7 @@ class KnowledgeBaseService:
                 if report.cancelled:
                     raise _Cancelled
                 with self.db.session() as s:
-                    generation = repo.swap_in_staging(s, name, staged_id)
+                    kb_id, generation = repo.swap_in_staging(s, name, staged_id)
             except _Cancelled:
                 self._drop_staging(staging)
                 report.seconds = time.perf_counter() - started
@@ -715,7 +715,7 @@ class KnowledgeBaseService:
             # committed: the staged index is the KB's index now (its chunk ids are the rows that were moved)
             self.indexes.drop(name)
             folder.remove_indexes()  # indexes of the old rows, whatever their model, no longer apply
-            state.name, state.folder = name, self._index_folder(name, model)
+            state.kb_id, state.name, state.folder = kb_id, name, self._index_folder(name, model)
             state.generation, state.saved_generation = generation, -1
             self.indexes.install(state)
             self.indexes.save(state)

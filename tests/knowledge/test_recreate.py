@@ -84,6 +84,7 @@ def test_recreate_replaces_rows_and_index_in_one_swap(svc: KnowledgeBaseService)
     assert len(after["chunks"]) > len(before["chunks"]) * 5 // 6  # smaller chunks: more of them
     assert not {c for c, _ in before["chunks"]} & {c for c, _ in after["chunks"]}
     assert after["fts"] == [c for c, _ in after["chunks"]]
+    assert after["record"][0] == before["record"][0]  # the same KB: its id is kept
     assert after["record"][3] == before["record"][3]  # kb_info kept
     assert after["record"][4] > before["record"][4]  # generation moved on: no old saved index matches
     assert after["hits"] and {p for _, p in after["hits"]} <= {f[0] for f in after["files"]}
