@@ -77,6 +77,15 @@ async def list_running_models(ctx: Ctx, req: ListRunningModelsRequest | None = N
     return BaseResponse(data=await _running(ctx))
 
 
+@router.post("/list_models", summary="运行中的模型名称 (running model names)", response_model=BaseResponse)
+async def list_models(ctx: Ctx, req: ListRunningModelsRequest | None = None) -> BaseResponse:
+    """Chatchat 0.2's earlier ``list_llm_models``, still called by 0.2.10's tests/api/test_llm_api.py: the names of
+    the running models as a list (``list_running_models`` maps them to their configurations)."""
+    if req is not None and req.controller_address:
+        log.warning("ignoring client-supplied controller_address %r", req.controller_address[:200])
+    return BaseResponse(data=list(await _running(ctx)))
+
+
 @router.post("/list_config_models", summary="列出配置的模型 (configured models)", response_model=BaseResponse)
 async def list_config_models(ctx: Ctx, req: ListConfigModelsRequest | None = None) -> BaseResponse:
     types = (req or ListConfigModelsRequest()).types
@@ -104,5 +113,11 @@ async def stop_llm_model() -> BaseResponse:
 
 
 @router.post("/change", summary="切换模型 (not supported: 501)", response_model=BaseResponse, responses=NOT_IMPLEMENTED)
+@router.post(
+    "/change_model",
+    summary="切换模型 (the name test_llm_api.py uses; not supported: 501)",
+    response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
+)
 async def change_llm_model() -> BaseResponse:
     raise ApiError(501, "不支持通过 API 切换模型 (start another worker with the launcher)")
