@@ -104,7 +104,8 @@ def llm_api(server_factory: ServerFactory, llm_stack: str) -> Iterator[ChatchatC
 @pytest.mark.slow
 def test_llm_models(llm_api: ChatchatClient) -> None:
     running = llm_api.list_running_models()
-    assert isinstance(running, dict) and CHAT_MODEL in running
+    # LLMs only: the OpenAI server also serves the KBs' embedder, which must not become the web UI's chat model.
+    assert isinstance(running, dict) and list(running) == [CHAT_MODEL]
     assert llm_api.get_default_llm_model([CHAT_MODEL]) == (CHAT_MODEL, True)
     assert llm_api.get_default_llm_model(["chatglm3-6b"]) == (CHAT_MODEL, True)  # configured elsewhere: first one
     configured = llm_api.list_config_models()
@@ -112,7 +113,7 @@ def test_llm_models(llm_api: ChatchatClient) -> None:
     assert llm_api.get_model_config(CHAT_MODEL)
     # test_llm_api.py's own call (not an ApiRequest method): the running names as a list.
     r = llm_api.http.post("/llm_model/list_models")
-    assert r.status_code == 200 and CHAT_MODEL in r.json()["data"] and isinstance(r.json()["data"], list)
+    assert r.status_code == 200 and r.json()["data"] == [CHAT_MODEL]
     change = llm_api.http.post("/llm_model/change_model", json={"model_name": CHAT_MODEL, "new_model_name": "x"})
     assert change.status_code == 501 and change.json()["code"] == 501
 

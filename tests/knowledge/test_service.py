@@ -270,9 +270,6 @@ def test_custom_docs_need_their_file_in_the_content_folder(svc: KnowledgeBaseSer
     with pytest.raises(FileNotInKB):
         svc.add_documents("docs", "ghost.md", [Document("never indexed", {})])
     assert svc.file_names("docs") == []
-    # Re-writing chunks of a file already in the KB (update_docs_by_id) does not ask for the file.
-    svc.add_documents("docs", "ghost.md", [Document("kept as given", {})], require_file=False)
-    assert [d.text for d in svc.file_chunks("docs", "ghost.md")] == ["kept as given"]
 
 
 def test_recreate_with_another_embedding_model(svc: KnowledgeBaseService, embedders: EmbedderPool) -> None:

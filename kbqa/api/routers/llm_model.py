@@ -44,7 +44,16 @@ def _local_config(ctx: AppContext) -> dict[str, dict[str, Any]]:
     return {name: dict(cfg) for name in names}
 
 
+def _is_llm(ctx: AppContext, name: str, kind: str | None) -> bool:
+    """Chatchat's running models are LLMs: its web UI takes its default chat model from them. The endpoint's
+    /models has no kind: the embedding models configured here are the ones it serves in-process."""
+    if kind is not None:
+        return kind != "embedding"
+    return name != ctx.settings.embedding.model and name not in ctx.settings.embedding.models
+
+
 async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
+    """The running LLMs by name (embedding models left out), from the controller, else from the endpoint."""
     controller = ctx.settings.llm.openai_server.controller_address.rstrip("/")
     try:
         async with httpx.AsyncClient(timeout=ctx.settings.api.controller_timeout_s) as http:
@@ -59,6 +68,7 @@ async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
                     "source": "controller",
                 }
                 for m in r.json().get("models", [])
+                if _is_llm(ctx, m["id"], m.get("kind"))
             }
     except (httpx.HTTPError, ValueError, KeyError):
         log.info("controller %s not reachable; asking the endpoint's /models instead", controller)
@@ -67,7 +77,7 @@ async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
     except (LLMError, httpx.HTTPError) as exc:
         detail = exc.message if isinstance(exc, LLMError) else type(exc).__name__
         raise ApiError(503, f"无法获取运行中的模型 (no LLM endpoint reachable): {detail}", code=500) from exc
-    return {m: {**_endpoint_config(ctx), "source": "endpoint"} for m in models}
+    return {m: {**_endpoint_config(ctx), "source": "endpoint"} for m in models if _is_llm(ctx, m, None)}
 
 
 @router.post("/list_running_models", summary="列出当前已加载的模型 (running models)", response_model=BaseResponse)
