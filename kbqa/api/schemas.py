@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from kbqa.chat.history import History
 
@@ -116,7 +116,10 @@ class _LLMFields(_Body):
 
 class ChatRequest(_LLMFields):
     query: str = Field(..., max_length=TEXT_MAX, examples=["恼羞成怒"])
-    conversation_id: str = Field("", max_length=32, description="Conversation to record the message in")
+    # Chatchat 0.2.10's ApiRequest.chat_chat sends null when it has no conversation.
+    conversation_id: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = Field(
+        "", max_length=32, description="Conversation to record the message in"
+    )
     history_len: int = Field(
         -1, ge=-1, le=HISTORY_MAX, description="With conversation_id and no history: turns read from the database"
     )

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kbqa.errors import FileNotInKB
 from kbqa.ingest.document import Document
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
@@ -20,6 +21,7 @@ def summarize(report: IngestReport) -> dict[str, Any]:
         "updated": report.updated,
         "skipped": report.skipped,
         "failed_files": report.failed,
+        "skipped_docs": report.skipped_docs,
         "chunks": report.chunks,
         "embedded": report.embedded,
         "seconds": round(report.seconds, 3),
@@ -33,6 +35,7 @@ def _merge(into: IngestReport, other: IngestReport) -> None:
     into.skipped += other.skipped
     into.failed.update(other.failed)
     into.failed_before += other.failed_before
+    into.skipped_docs.update(other.skipped_docs)
     into.chunks += other.chunks
     into.embedded += other.embedded
     into.seconds += other.seconds
@@ -52,7 +55,12 @@ def _add_custom(
         if cancel.is_set():
             report.cancelled = True
             return
-        part = service.add_documents(kb, rel, docs, split=split)
+        try:
+            part = service.add_documents(kb, rel, docs, split=split)
+        except FileNotInKB as exc:
+            report.skipped_docs[rel] = exc.message
+            progress({"file": rel, "status": "skipped", "finished": i, "total": len(custom), "chunks": 0})
+            continue
         _merge(report, part)
         progress({"file": rel, "status": "done", "finished": i, "total": len(custom), "chunks": part.chunks})
 

@@ -91,6 +91,9 @@ class IngestReport:
     failed: dict[str, str] = field(default_factory=dict)
     # Paths in ``failed`` that failed the same way before and are unchanged: not a new failure.
     failed_before: list[str] = field(default_factory=list)
+    # Custom docs not indexed, with the reason (their file is not in the content folder). Apart from `failed`:
+    # Chatchat 0.2 clients count failed_files, and Chatchat skipped these without a word.
+    skipped_docs: dict[str, str] = field(default_factory=dict)
     chunks: int = 0
     embedded: int = 0
     seconds: float = 0.0
@@ -440,9 +443,18 @@ class KnowledgeBaseService:
         return report
 
     def add_documents(
-        self, name: str, rel_path: str, docs: Sequence[Document], *, split: SplitConfig | None = None
+        self,
+        name: str,
+        rel_path: str,
+        docs: Sequence[Document],
+        *,
+        split: SplitConfig | None = None,
     ) -> IngestReport:
-        """Index caller-supplied documents under a file name (Chatchat's custom ``docs``); they are not re-split."""
+        """Index caller-supplied documents under a file name (Chatchat's custom ``docs``); they are not re-split.
+
+        As in Chatchat 0.2, the file must be in the content folder (:class:`FileNotInKB` otherwise): documents under
+        a name with no file would be listed and searched, yet no file could be deleted to remove them.
+        """
         name = validate_kb_name(name)
         rel = normalize_relative_path(rel_path)
         cfg = split or self.default_split()
@@ -451,6 +463,11 @@ class KnowledgeBaseService:
         prepared.keywords = [index_text(c.text) for c in chunks]
         report = IngestReport()
         with self._writer(name):
+            if not self.folder(name).exists(rel):
+                raise FileNotInKB(
+                    f"custom docs for {rel} were not indexed: the file is not in the knowledge base's content "
+                    "folder (upload it in the same call, or first)"
+                )
             state = self.indexes.get(name, self._index_folder, writer_active=False)
             with self.db.read() as s:
                 existing = repo.files_by_path(s, state.kb_id, [rel])

@@ -49,6 +49,7 @@ from kbqa.llm.protocol import (
     WorkerMessage,
     new_id,
 )
+from kbqa.llm.token_arrays import decode_token_arrays
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +343,9 @@ class EmbeddingService:
 
     async def embed(self, body: EmbeddingRequest) -> EmbeddingResponse:
         await _require_kind(self.pool, body.model, "embedding")
-        texts = body.texts()
+        arrays = body.token_arrays()
+        # Decoding is CPU work (and the first call loads the 1.7 MB ranks file): off the event loop.
+        texts = body.texts() if arrays is None else await asyncio.to_thread(decode_token_arrays, body.model, arrays)
         batches = [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
         results = await asyncio.gather(*(self.pool.embed(body.model, b) for b in batches))
         vectors = [v for r in results for v in r.embeddings]

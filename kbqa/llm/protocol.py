@@ -475,24 +475,29 @@ class EmbeddingRequest(_Wire):
         | Annotated[list[Text], Field(max_length=LIST_MAX)]
         | Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]
         | Annotated[list[Annotated[list[TokenId], Field(max_length=TOKENS_MAX)]], Field(max_length=LIST_MAX)]
+    ) = Field(
+        description="Text(s), or tiktoken cl100k_base token ids (one array or a batch), decoded back to text",
     )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, le=65_536)
     user: Name | None = None
 
     @model_validator(mode="after")
-    def _texts_only(self) -> EmbeddingRequest:
-        if isinstance(self.input, list):
-            if not self.input:
-                raise ValueError("input must not be empty")
-            if not all(isinstance(x, str) for x in self.input):
-                raise ValueError(
-                    "token-array input is not supported (its ids would come from another tokenizer); send strings "
-                    "(LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False))"
-                )
+    def _not_empty(self) -> EmbeddingRequest:
+        if isinstance(self.input, list) and not self.input:
+            raise ValueError("input must not be empty")
         return self
 
+    def token_arrays(self) -> list[list[int]] | None:
+        """The input as a batch of token arrays, or None when it is text."""
+        if isinstance(self.input, str) or all(isinstance(x, str) for x in self.input):
+            return None
+        if all(isinstance(x, int) for x in self.input):
+            return [list(self.input)]  # type: ignore[arg-type]
+        return [list(x) for x in self.input]  # type: ignore[union-attr]
+
     def texts(self) -> list[str]:
+        """The input as a batch of strings (for token-array input, see :meth:`token_arrays`)."""
         return [self.input] if isinstance(self.input, str) else list(self.input)  # type: ignore[arg-type]
 
 

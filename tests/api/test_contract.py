@@ -44,6 +44,7 @@ DOCUMENTED_501 = {
     "POST /chat/agent_chat",
     "POST /llm_model/stop",
     "POST /llm_model/change",
+    "POST /llm_model/change_model",
     "POST /other/completion",
     "POST /knowledge_base/kb_summary_api/{operation}",
 }

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from kbqa.db.models import Chunk, KnowledgeFile
 from kbqa.embeddings.base import Embedder
 from kbqa.embeddings.pool import EmbedderPool
-from kbqa.errors import FileExistsInKB, InvalidName, InvalidPath, KBExists, KBNotFound
+from kbqa.errors import FileExistsInKB, FileNotInKB, InvalidName, InvalidPath, KBExists, KBNotFound
 from kbqa.ingest.document import Document
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.knowledge.service import KnowledgeBaseService
@@ -258,10 +258,18 @@ def test_other_process_writes_are_picked_up(
 
 def test_custom_docs_are_indexed_as_given(svc: KnowledgeBaseService) -> None:
     svc.create_kb("docs")
+    upload(svc, "docs", "FAQ.md", "# FAQ\n\nThe parsed text, replaced by the custom docs.\n")
     svc.add_documents("docs", "FAQ.md", [Document("Q: Where are logs? A: In the logs folder.", {"q": 1})])
     info = svc.get_file("docs", "FAQ.md")
-    assert info.custom_docs and info.chunk_count == 1 and not info.in_folder
+    assert info.custom_docs and info.chunk_count == 1 and info.in_folder
     assert svc.file_chunks("docs", "FAQ.md")[0].metadata["q"] == 1
+
+
+def test_custom_docs_need_their_file_in_the_content_folder(svc: KnowledgeBaseService) -> None:
+    svc.create_kb("docs")
+    with pytest.raises(FileNotInKB):
+        svc.add_documents("docs", "ghost.md", [Document("never indexed", {})])
+    assert svc.file_names("docs") == []
 
 
 def test_recreate_with_another_embedding_model(svc: KnowledgeBaseService, embedders: EmbedderPool) -> None:

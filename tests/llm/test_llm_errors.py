@@ -94,7 +94,10 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None]] = [
     ("/v1/completions", {**COMPLETION_OK, "logprobs": 2}, None),
     ("/v1/completions", {**COMPLETION_OK, "best_of": 3}, None),
     ("/v1/completions", {**COMPLETION_OK, "prompt": [99999999]}, "prompt"),
-    ("/v1/embeddings", {**EMBED_OK, "input": [[1, 2, 3]]}, None),
+    ("/v1/embeddings", {**EMBED_OK, "input": [[100300]]}, "input"),  # not a cl100k_base id
+    ("/v1/embeddings", {**EMBED_OK, "input": [[100265]]}, "input"),  # a hole in cl100k_base's ids
+    ("/v1/embeddings", {**EMBED_OK, "input": [[-1]]}, None),
+    ("/v1/embeddings", {**EMBED_OK, "input": [[1]] * 2049}, None),
     ("/v1/embeddings", {**EMBED_OK, "input": []}, None),
     ("/v1/embeddings", {**EMBED_OK, "dimensions": 4096}, "dimensions"),
     ("/v1/embeddings", {**EMBED_OK, "encoding_format": "int8"}, "encoding_format"),

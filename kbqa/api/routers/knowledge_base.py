@@ -255,7 +255,8 @@ async def upload_docs(
         return _job_accepted(job, failed)
     report = await _wait(job)
     failed.update(report.failed)
-    return body(200, "文件上传与向量化完成", {"failed_files": failed, "job_id": job.id})
+    data = {"failed_files": failed, "skipped_docs": report.skipped_docs, "job_id": job.id}
+    return body(200, "文件上传与向量化完成", data)
 
 
 @router.post("/delete_docs", summary="删除知识库内指定文件 (delete files)", response_model=BaseResponse)
@@ -294,7 +295,7 @@ async def update_docs(req: UpdateDocsRequest, request: Request, ctx: Ctx):  # ty
         return _job_accepted(job, failed)
     report = await _wait(job)
     failed.update(report.failed)
-    return body(200, "更新文档完成", {"failed_files": failed, "job_id": job.id})
+    return body(200, "更新文档完成", {"failed_files": failed, "skipped_docs": report.skipped_docs, "job_id": job.id})
 
 
 @router.post(

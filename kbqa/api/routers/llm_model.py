@@ -44,7 +44,16 @@ def _local_config(ctx: AppContext) -> dict[str, dict[str, Any]]:
     return {name: dict(cfg) for name in names}
 
 
+def _is_llm(ctx: AppContext, name: str, kind: str | None) -> bool:
+    """Chatchat's running models are LLMs: its web UI takes its default chat model from them. The endpoint's
+    /models has no kind: the embedding models configured here are the ones it serves in-process."""
+    if kind is not None:
+        return kind != "embedding"
+    return name != ctx.settings.embedding.model and name not in ctx.settings.embedding.models
+
+
 async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
+    """The running LLMs by name (embedding models left out), from the controller, else from the endpoint."""
     controller = ctx.settings.llm.openai_server.controller_address.rstrip("/")
     try:
         async with httpx.AsyncClient(timeout=ctx.settings.api.controller_timeout_s) as http:
@@ -59,6 +68,7 @@ async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
                     "source": "controller",
                 }
                 for m in r.json().get("models", [])
+                if _is_llm(ctx, m["id"], m.get("kind"))
             }
     except (httpx.HTTPError, ValueError, KeyError):
         log.info("controller %s not reachable; asking the endpoint's /models instead", controller)
@@ -67,7 +77,7 @@ async def _running(ctx: AppContext) -> dict[str, dict[str, Any]]:
     except (LLMError, httpx.HTTPError) as exc:
         detail = exc.message if isinstance(exc, LLMError) else type(exc).__name__
         raise ApiError(503, f"无法获取运行中的模型 (no LLM endpoint reachable): {detail}", code=500) from exc
-    return {m: {**_endpoint_config(ctx), "source": "endpoint"} for m in models}
+    return {m: {**_endpoint_config(ctx), "source": "endpoint"} for m in models if _is_llm(ctx, m, None)}
 
 
 @router.post("/list_running_models", summary="列出当前已加载的模型 (running models)", response_model=BaseResponse)
@@ -75,6 +85,15 @@ async def list_running_models(ctx: Ctx, req: ListRunningModelsRequest | None = N
     if req is not None and req.controller_address:
         log.warning("ignoring client-supplied controller_address %r", req.controller_address[:200])
     return BaseResponse(data=await _running(ctx))
+
+
+@router.post("/list_models", summary="运行中的模型名称 (running model names)", response_model=BaseResponse)
+async def list_models(ctx: Ctx, req: ListRunningModelsRequest | None = None) -> BaseResponse:
+    """Chatchat 0.2's earlier ``list_llm_models``, still called by 0.2.10's tests/api/test_llm_api.py: the names of
+    the running models as a list (``list_running_models`` maps them to their configurations)."""
+    if req is not None and req.controller_address:
+        log.warning("ignoring client-supplied controller_address %r", req.controller_address[:200])
+    return BaseResponse(data=list(await _running(ctx)))
 
 
 @router.post("/list_config_models", summary="列出配置的模型 (configured models)", response_model=BaseResponse)
@@ -104,5 +123,11 @@ async def stop_llm_model() -> BaseResponse:
 
 
 @router.post("/change", summary="切换模型 (not supported: 501)", response_model=BaseResponse, responses=NOT_IMPLEMENTED)
+@router.post(
+    "/change_model",
+    summary="切换模型 (the name test_llm_api.py uses; not supported: 501)",
+    response_model=BaseResponse,
+    responses=NOT_IMPLEMENTED,
+)
 async def change_llm_model() -> BaseResponse:
     raise ApiError(501, "不支持通过 API 切换模型 (start another worker with the launcher)")
