@@ -82,6 +82,7 @@ class AppContext:
             kb.chunk_overlap if chunk_overlap is None else chunk_overlap,
             kb.text_splitter,
             kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
+            kb.min_chunk_chars,
         )
 
     def public_url(self, request: Request) -> str:
