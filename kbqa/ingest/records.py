@@ -69,7 +69,7 @@ class Record:
         return Record(tuple(fields), self.style, clean_text(self.whole))
 
 
-def table_record(header: Sequence[str], values: Sequence[str], names: Callable[[int], str]) -> Record:
+def table_record(values: Sequence[str], names: Callable[[int], str]) -> Record:
     """A spreadsheet/CSV row; ``names(i)`` is the column name to use for column ``i``."""
     fields = tuple(Field(names(i), value) for i, value in enumerate(values) if value)
     record = Record(fields, "pairs", "")

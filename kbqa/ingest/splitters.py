@@ -169,10 +169,9 @@ def _split_table(table: str, cfg: SplitConfig) -> list[str]:
         return [table]
     lines = table.split("\n")
     head_count = 2 if len(lines) > 2 and _RULE_LINE.match(lines[1]) else 1
-    head = "\n".join(lines[:head_count])
-    if len(head) > cfg.chunk_size // 3:  # a header this long would crowd out the rows
-        head = ""
-    prefix = f"{head}\n" if head else ""
+    if len("\n".join(lines[:head_count])) > cfg.chunk_size // 3:  # a header this long would crowd out the rows
+        head_count = 0
+    prefix = "".join(f"{line}\n" for line in lines[:head_count])
     pieces: list[str] = []
     current: list[str] = []
     for line in lines[head_count:]:

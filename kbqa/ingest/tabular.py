@@ -48,7 +48,7 @@ def row_record(header: Sequence[str], values: Sequence[str]) -> Record:
     def name(index: int) -> str:
         return header[index] if index < len(header) and header[index] else f"column {index + 1}"
 
-    return table_record(header, values, name)
+    return table_record(values, name)
 
 
 def rows_to_documents(rows: Iterable[Row], metadata: dict[str, Any]) -> Iterator[Document]:

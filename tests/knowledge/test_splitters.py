@@ -223,3 +223,12 @@ def test_long_table_is_cut_between_rows_with_its_header_repeated() -> None:
     assert all(c.text.startswith("| 模型 | 版本 | 说明 |\n|---|---|---|\n| model-") for c in chunks)
     rows = [line for c in chunks for line in c.text.split("\n")[2:]]
     assert rows == TABLE.split("\n")[2:]
+
+
+def test_table_with_a_header_too_long_to_repeat_still_keeps_every_row() -> None:
+    header = "| " + " | ".join(f"column number {i}" for i in range(6)) + " |"
+    rows = [f"| {i} | a | b | c | d | e |" for i in range(12)]
+    table = "\n".join([header, *rows])
+    chunks = split_documents([Document(table)], SplitConfig(chunk_size=120, chunk_overlap=0))
+    lines = [line for c in chunks for line in c.text.split("\n")]
+    assert lines == [header, *rows]
