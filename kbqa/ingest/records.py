@@ -25,7 +25,9 @@ _KEY_NAME = re.compile(
     re.IGNORECASE,
 )
 # A value this short (and on one line) is worth repeating in every piece of its record: a date, a status, a count.
+# One that ends a sentence is content (a glossary entry, a short answer), not a label.
 _SHORT_VALUE_CHARS = 32
+_SENTENCE_END = re.compile(r"[。！？.!?]$")
 _MAX_RESPLITS = 4
 
 SplitText = Callable[[str, int], list[str]]
@@ -98,7 +100,11 @@ def key_fields(fields: Sequence[Field], budget: int) -> list[int]:
     """Indexes of the fields every piece repeats: key-like names first, then short values, within ``budget``
     characters of rendered ``name: value`` text."""
     named = [i for i, f in enumerate(fields) if _KEY_NAME.search(f.name.strip())]
-    short = [i for i, f in enumerate(fields) if i not in named and len(f.text) <= _SHORT_VALUE_CHARS]
+    short = [
+        i
+        for i, f in enumerate(fields)
+        if i not in named and len(f.text) <= _SHORT_VALUE_CHARS and not _SENTENCE_END.search(f.text)
+    ]
     chosen: list[int] = []
     used = 0
     for i in named + short:

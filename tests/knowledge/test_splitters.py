@@ -200,6 +200,7 @@ def test_key_fields_prefer_key_names_then_short_values_within_budget() -> None:
         Field("标题", "安装失败"),
         Field("userId", "u-7"),
         Field("paid", "yes"),
+        Field("answer", "Restart it."),  # short, but a sentence: content, not a label
     ]
     assert [fields[i].name for i in key_fields(fields, 200)] == ["status", "issue_id", "标题", "userId", "paid"]
     assert [fields[i].name for i in key_fields(fields, 40)] == ["issue_id", "标题", "userId"]
