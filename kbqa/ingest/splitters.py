@@ -6,7 +6,7 @@ the heading path. Optional Chinese title enhancement follows Chatchat 0.2's beha
 
 Structured text is cut along its structure: a table row or JSON object (a Document with a ``record``) between its
 fields (see records.py), and a pipe table inside a text (``| a | b |`` lines from Markdown, Word or PowerPoint) is
-kept whole when it fits a chunk, or else cut between rows with its header repeated. Chunks shorter than
+kept whole when it fits a chunk, or else cut between rows. Chunks shorter than
 ``min_chunk_chars`` are merged into a neighbour (see small_chunks.py).
 """
 
@@ -135,7 +135,6 @@ def _split_text(text: str, cfg: SplitConfig, splitter: RecursiveCharacterTextSpl
 # --- pipe tables inside text -------------------------------------------------------------------------------------
 
 _TABLE_LINE = re.compile(r"^\s*\|.*\|\s*$")
-_RULE_LINE = re.compile(r"^\s*\|[\s:|-]*-[\s:|-]*\|\s*$")  # |---|:--:|
 
 
 def _blocks(text: str) -> list[tuple[str, bool]]:
@@ -163,31 +162,27 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
 
 
 def _split_table(table: str, cfg: SplitConfig) -> list[str]:
-    """A table that fits stays whole; a longer one is cut between rows, each piece starting with the header row
-    (and its ``|---|`` rule); a single row longer than a chunk is cut as text after the header."""
+    """A table that fits stays whole; a longer one is cut between rows, never inside one (a single row longer than a
+    chunk is cut as text).
+
+    Repeating the header row in every piece was tried and dropped: the header's words ("port", "name") then match a
+    question equally in every row, and on the samples a row about another service outranked the paragraph that
+    answered "Which port does the API server listen on?". Spreadsheet rows repeat their column names anyway.
+    """
     if len(table) <= cfg.chunk_size:
         return [table]
-    lines = table.split("\n")
-    head_count = 2 if len(lines) > 2 and _RULE_LINE.match(lines[1]) else 1
-    if len("\n".join(lines[:head_count])) > cfg.chunk_size // 3:  # a header this long would crowd out the rows
-        head_count = 0
-    prefix = "".join(f"{line}\n" for line in lines[:head_count])
     pieces: list[str] = []
     current: list[str] = []
-    for line in lines[head_count:]:
-        candidate = prefix + "\n".join([*current, line])
-        if len(candidate) <= cfg.chunk_size:
-            current.append(line)
-            continue
-        if current:
-            pieces.append(prefix + "\n".join(current))
+    for line in table.split("\n"):
+        if current and len("\n".join([*current, line])) > cfg.chunk_size:
+            pieces.append("\n".join(current))
             current = []
-        if len(prefix) + len(line) <= cfg.chunk_size:
-            current = [line]
+        if len(line) <= cfg.chunk_size:
+            current.append(line)
         else:
-            pieces.extend(prefix + part for part in _split_plain(line, cfg.chunk_size - len(prefix), cfg))
+            pieces.extend(_split_plain(line, cfg.chunk_size, cfg))
     if current:
-        pieces.append(prefix + "\n".join(current))
+        pieces.append("\n".join(current))
     return pieces
 
 
