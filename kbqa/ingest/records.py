@@ -98,12 +98,15 @@ def _leaves(value: Any, path: str) -> Iterator[Field]:
 
 def key_fields(fields: Sequence[Field], budget: int) -> list[int]:
     """Indexes of the fields every piece repeats: key-like names first, then short values, within ``budget``
-    characters of rendered ``name: value`` text."""
-    named = [i for i, f in enumerate(fields) if _KEY_NAME.search(f.name.strip())]
+    characters of rendered ``name: value`` text. Elements of a nested list (``items[3].id``) are never keys: they
+    name one element, not the record."""
+    own = [i for i, f in enumerate(fields) if "[" not in f.name]
+    named = [i for i in own if _KEY_NAME.search(fields[i].name.strip())]
+    named_set = set(named)
     short = [
         i
-        for i, f in enumerate(fields)
-        if i not in named and len(f.text) <= _SHORT_VALUE_CHARS and not _SENTENCE_END.search(f.text)
+        for i in own
+        if i not in named_set and len(fields[i].text) <= _SHORT_VALUE_CHARS and not _SENTENCE_END.search(fields[i].text)
     ]
     chosen: list[int] = []
     used = 0
@@ -124,6 +127,7 @@ def split_record(record: Record, size: int, split_text: SplitText) -> list[str]:
         return [record.whole]
     fields = record.fields
     keys = key_fields(fields, size // 3)
+    key_set = set(keys)
 
     def render(indexes: Sequence[int]) -> str:
         return record.render([fields[i] for i in sorted({*keys, *indexes})])
@@ -131,7 +135,7 @@ def split_record(record: Record, size: int, split_text: SplitText) -> list[str]:
     pieces: list[str] = []
     current: list[int] = []
     for index in range(len(fields)):
-        if index in keys:
+        if index in key_set:
             continue
         if current and len(render([*current, index])) <= size:
             current.append(index)
@@ -167,6 +171,8 @@ def _split_value(
     pieces: list[str] = []
     for _ in range(_MAX_RESPLITS):
         pieces = [render(part, with_keys) for part in split_text(field.text, budget)]
+        if not pieces:
+            break
         excess = max(len(p) for p in pieces) - size
         if excess <= 0 or budget <= 1:
             break

@@ -184,12 +184,14 @@ def test_record_that_fits_a_chunk_stays_whole(tmp_path: Path) -> None:
 
 
 def test_nested_json_is_cut_at_leaf_fields() -> None:
-    record = json_record({"id": 3, "meta": {"name": "kbqa", "tags": ["a", "b"]}, "body": "x " * 200})
+    record = json_record({"id": 3, "meta": {"name": "kbqa", "tags": [{"id": 8}, "b"]}, "body": "x " * 200})
     assert record is not None
-    assert [f.name for f in record.fields] == ["id", "meta.name", "meta.tags[0]", "meta.tags[1]", "body"]
+    assert [f.name for f in record.fields] == ["id", "meta.name", "meta.tags[0].id", "meta.tags[1]", "body"]
     pieces = split_record(record, 120, lambda text, size: [text[i : i + size] for i in range(0, len(text), size)])
     parsed = [json.loads(p) for p in pieces]
     assert all(p["id"] == 3 and p["meta.name"] == "kbqa" for p in parsed)
+    # an element of a nested list names that element, not the record: it is not repeated
+    assert sum("meta.tags[0].id" in p for p in parsed) == 1
     assert "".join(p.get("body", "") for p in parsed) == "x " * 200
 
 
