@@ -5,7 +5,10 @@ the development halves only (benchmarks/corpora.py). Prints recall@1/5/10, MRR@1
 (dense, keyword, hybrid) and checks the target MRR@10 >= 0.92 for the default pipeline (hybrid).
 
     pip install -e '.[bench]'
-    python benchmarks/retrieval_eval.py [--docs 1000] [--queries 200] [--workdir benchmarks/.data/eval]
+    python benchmarks/retrieval_eval.py [--docs 1000] [--queries 200] [--workdir benchmarks/.data/eval] [--resplit]
+
+After a splitter change, ``--resplit`` on a copy of an earlier work folder re-splits every file and embeds only the
+chunk texts that changed (the others' stored embeddings are reused), so a before/after comparison costs one full run.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--chunk-size", type=int, help="override kb.chunk_size (the KB name gets a -c<size> suffix)")
     ap.add_argument("--chunk-overlap", type=int, help="override kb.chunk_overlap")
+    ap.add_argument("--resplit", action="store_true", help="re-split unchanged files too (after a splitter change)")
     args = ap.parse_args()
 
     work = Path(args.workdir).resolve()
@@ -68,10 +72,12 @@ def main() -> None:
         write_golden(corpus, golden_path)
         write_files(corpus, service.folder(kb).content)
         started = time.perf_counter()
-        report = service.ingest(kb)
+        report = service.ingest(kb, force=args.resplit)
         print(
-            f"{kb}: {len(report.added)} added, {len(report.skipped)} unchanged, {report.chunks} chunks "
-            f"in {time.perf_counter() - started:.0f}s"
+            f"{kb}: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} unchanged, "
+            f"{report.chunks} chunks "
+            f"({report.embedded} embedded) in {time.perf_counter() - started:.0f}s",
+            flush=True,
         )
         results = evaluate_kb(retriever, kb, load_golden(golden_path), args.modes.split(","))
         all_results[kb] = results

@@ -54,6 +54,13 @@ class KBSettings(_Section):
     zh_title_enhance: bool = Field(
         False, description="Chatchat's Chinese title enhancement: mark title-like chunks and prefix what follows."
     )
+    min_chunk_chars: int = Field(
+        20,
+        ge=0,
+        description="Chunks shorter than this (in characters) are merged into a neighbouring chunk of the same "
+        "document, so no scrap such as '{' or 'id: 9' is indexed; a merged chunk may exceed chunk_size by less than "
+        "this. A document shorter than this as a whole is kept. 0 turns merging off.",
+    )
     top_k: int = Field(3, gt=0, description="Chunks returned per search (VECTOR_SEARCH_TOP_K).")
     score_threshold: float = Field(
         1.0,

@@ -95,7 +95,11 @@ class AppContext:
                 "the other from the server's settings"
             )
         return SplitConfig(
-            size, overlap, kb.text_splitter, kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance
+            size,
+            overlap,
+            kb.text_splitter,
+            kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
+            kb.min_chunk_chars,
         )
 
     def public_url(self, request: Request) -> str:

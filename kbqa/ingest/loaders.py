@@ -22,6 +22,7 @@ from typing import Any
 from kbqa.errors import DocumentParseError, EmptyDocument, KBQAError, UnsupportedFile
 from kbqa.ingest.document import Document
 from kbqa.ingest.encoding import UndetectableEncoding, clean_text, decode_bytes, detect_file_encoding
+from kbqa.ingest.records import json_record
 from kbqa.ingest.tabular import iter_csv_rows, iter_xls_rows, iter_xlsx_rows, rows_to_documents
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,11 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+def _json_document(value: Any, metadata: dict[str, Any]) -> Document:
+    """Pretty-printed JSON; an object also carries its fields so a long one is split between them."""
+    return Document(_json_text(value), metadata, json_record(value))
+
+
 def _load_json(path: Path) -> list[Document]:
     """Pretty-printed data; a top-level list gives one Document per element (``index``, 0-based)."""
     try:
@@ -239,8 +245,8 @@ def _load_json(path: Path) -> list[Document]:
             f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from exc
     if isinstance(data, list):
-        return [Document(_json_text(item), {"index": index}) for index, item in enumerate(data)]
-    return [Document(_json_text(data))]
+        return [_json_document(item, {"index": index}) for index, item in enumerate(data)]
+    return [_json_document(data, {})]
 
 
 def _load_jsonl(path: Path) -> list[Document]:
@@ -255,7 +261,7 @@ def _load_jsonl(path: Path) -> list[Document]:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DocumentParseError(f"{path.name}: invalid JSON on line {number}: {exc.msg}") from exc
-            documents.append(Document(_json_text(value), {"line": number}))
+            documents.append(_json_document(value, {"line": number}))
     return documents
 
 
@@ -435,6 +441,8 @@ def _finish(documents: list[Document]) -> list[Document]:
     finished = []
     for document in documents:
         document.text = clean_text(document.text)
+        if document.record is not None:
+            document.record = document.record.cleaned()
         if document.text:
             finished.append(document)
     return finished

@@ -3,6 +3,11 @@
 The recursive splitter tries paragraph, line, sentence (Chinese 。！？ and Western . ! ?), then clause boundaries
 (；， ; ,), keeping the punctuation with the sentence it ends. The markdown mode first cuts at headings and records
 the heading path. Optional Chinese title enhancement follows Chatchat 0.2's behaviour.
+
+Structured text is cut along its structure: a table row or JSON object (a Document with a ``record``) between its
+fields (see records.py), and a pipe table inside a text (``| a | b |`` lines from Markdown, Word or PowerPoint) is
+kept whole when it fits a chunk, or else cut between rows. Chunks shorter than
+``min_chunk_chars`` are merged into a neighbour (see small_chunks.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Literal
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 from kbqa.ingest.document import Document
+from kbqa.ingest.records import split_record
+from kbqa.ingest.small_chunks import merge_small_chunks
 
 SENTENCE_SEPARATORS = [
     r"\n\n",
@@ -35,6 +42,7 @@ class SplitConfig:
     chunk_overlap: int = 50
     mode: Literal["recursive", "markdown_header"] = "recursive"
     zh_title_enhance: bool = False
+    min_chunk_chars: int = 20
 
     @property
     def splitter_name(self) -> str:
@@ -77,21 +85,105 @@ def split_documents(docs: list[Document], cfg: SplitConfig, ext: str = "") -> li
     splitter = _recursive(cfg)
     chunks: list[Document] = []
     for doc in docs:
-        sections = _markdown_sections(doc) if cfg.mode == "markdown_header" and ext.lower() in MARKDOWN_EXTS else [doc]
-        for section in sections:
-            text = _clean(section.text)
-            if not text:
-                continue
-            if len(text) <= cfg.chunk_size:
-                chunks.append(Document(text, dict(section.metadata)))
-                continue
-            for piece in splitter.split_text(text):
-                piece = piece.strip()
-                if piece:
-                    chunks.append(Document(piece, dict(section.metadata)))
+        pieces: list[Document] = []
+        if doc.record is not None:
+            pieces = _split_record_document(doc, cfg)
+        else:
+            markdown = cfg.mode == "markdown_header" and ext.lower() in MARKDOWN_EXTS
+            for section in _markdown_sections(doc) if markdown else [doc]:
+                text = _clean(section.text)
+                pieces.extend(Document(piece, dict(section.metadata)) for piece in _split_text(text, cfg, splitter))
+        chunks.extend(merge_small_chunks(pieces, cfg.min_chunk_chars))
     if cfg.zh_title_enhance:
         chunks = zh_title_enhance(chunks)
     return chunks
+
+
+def _split_record_document(doc: Document, cfg: SplitConfig) -> list[Document]:
+    assert doc.record is not None
+    text = _clean(doc.text)
+    if len(text) <= cfg.chunk_size:
+        texts = [text] if text else []
+    else:
+        texts = [_clean(t) for t in split_record(doc.record, cfg.chunk_size, lambda t, n: _split_plain(t, n, cfg))]
+    return [Document(t, dict(doc.metadata)) for t in texts if t]
+
+
+def _split_plain(text: str, size: int, cfg: SplitConfig) -> list[str]:
+    """``text`` cut into parts of at most ``size`` characters, with the configured overlap scaled to fit."""
+    overlap = min(cfg.chunk_overlap, size // 4)
+    parts = _recursive(SplitConfig(chunk_size=size, chunk_overlap=overlap)).split_text(text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _split_text(text: str, cfg: SplitConfig, splitter: RecursiveCharacterTextSplitter) -> list[str]:
+    if not text:
+        return []
+    if len(text) <= cfg.chunk_size:
+        return [text]
+    pieces: list[str] = []
+    for block, is_table in _blocks(text):
+        if is_table:
+            pieces.extend(_split_table(block, cfg))
+        elif len(block) <= cfg.chunk_size:
+            pieces.append(block)
+        else:
+            pieces.extend(p.strip() for p in splitter.split_text(block) if p.strip())
+    return pieces
+
+
+# --- pipe tables inside text -------------------------------------------------------------------------------------
+
+_TABLE_LINE = re.compile(r"^\s*\|.*\|\s*$")
+
+
+def _blocks(text: str) -> list[tuple[str, bool]]:
+    """The text as (block, is_table) in order; a table is two or more consecutive ``| ... |`` lines. Text without
+    a table is one block, so it is split exactly as before tables were recognised."""
+    lines = text.split("\n")
+    blocks: list[tuple[str, bool]] = []
+    start = 0
+    index = 0
+    while index < len(lines):
+        if not _TABLE_LINE.match(lines[index]):
+            index += 1
+            continue
+        end = index + 1
+        while end < len(lines) and _TABLE_LINE.match(lines[end]):
+            end += 1
+        if end - index >= 2:
+            blocks.append(("\n".join(lines[start:index]).strip(), False))
+            blocks.append(("\n".join(lines[index:end]).strip(), True))
+            start = end
+        index = end
+    if start < len(lines):
+        blocks.append(("\n".join(lines[start:]).strip(), False))
+    return [(block, is_table) for block, is_table in blocks if block]
+
+
+def _split_table(table: str, cfg: SplitConfig) -> list[str]:
+    """A table that fits stays whole; a longer one is cut between rows, never inside one (a single row longer than a
+    chunk is cut as text).
+
+    Repeating the header row in every piece was tried and dropped: the header's words ("port", "name") then match a
+    question equally in every row, and on the samples a row about another service outranked the paragraph that
+    answered "Which port does the API server listen on?". Spreadsheet rows repeat their column names anyway.
+    """
+    if len(table) <= cfg.chunk_size:
+        return [table]
+    pieces: list[str] = []
+    current: list[str] = []
+    for line in table.split("\n"):
+        if current and len("\n".join([*current, line])) > cfg.chunk_size:
+            pieces.append("\n".join(current))
+            current = []
+        if len(line) <= cfg.chunk_size:
+            current.append(line)
+        else:
+            pieces.extend(_split_plain(line, cfg.chunk_size, cfg))
+    if current:
+        pieces.append("\n".join(current))
+    return pieces
 
 
 # --- Chinese title enhancement ----------------------------------------------------------------------------------

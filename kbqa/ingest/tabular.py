@@ -16,6 +16,7 @@ from typing import Any
 
 from kbqa.ingest.document import Document
 from kbqa.ingest.encoding import detect_file_encoding
+from kbqa.ingest.records import Record, table_record
 
 # A CSV cell (a pasted article, a JSON blob) can outgrow csv's 128 KiB default; a bigger limit only
 # costs memory for the cells that really are that big.
@@ -41,15 +42,13 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def record_text(header: Sequence[str], values: Sequence[str]) -> str:
+def row_record(header: Sequence[str], values: Sequence[str]) -> Record:
     """Pair values with their column names, leaving out empty cells."""
-    pairs = []
-    for index, value in enumerate(values):
-        if not value:
-            continue
-        name = header[index] if index < len(header) and header[index] else f"column {index + 1}"
-        pairs.append(f"{name}: {value}")
-    return "; ".join(pairs)
+
+    def name(index: int) -> str:
+        return header[index] if index < len(header) and header[index] else f"column {index + 1}"
+
+    return table_record(values, name)
 
 
 def rows_to_documents(rows: Iterable[Row], metadata: dict[str, Any]) -> Iterator[Document]:
@@ -64,7 +63,8 @@ def rows_to_documents(rows: Iterable[Row], metadata: dict[str, Any]) -> Iterator
             header, header_row = cells, row_number
             continue
         emitted = True
-        yield Document(record_text(header, cells), {**metadata, "row": row_number})
+        record = row_record(header, cells)
+        yield Document(record.whole, {**metadata, "row": row_number}, record)
     if header is not None and not emitted:
         # A one-row table is all header: keep it, or a small lookup list would vanish.
         yield Document("; ".join(cell for cell in header if cell), {**metadata, "row": header_row})
