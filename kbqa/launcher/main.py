@@ -110,7 +110,8 @@ def run(settings: Settings, selection: Selection, config_file: str | None, timeo
             if first.migrated is not None:
                 print(f"  {first.migrated}", flush=True)
             if first.to_index:
-                say(f"  first run: indexing {', '.join(first.to_index)} (logs/init.log)")
+                kbs = "knowledge base" if len(first.to_index) == 1 else "knowledge bases"
+                say(f"  first run: indexing the {', '.join(first.to_index)} {kbs} (logs/init.log)")
                 init = sup.start_task("init", init_argv(config_file, first.to_index))
         by_name = {s.name: s for s in specs}
         started: list[Running] = []

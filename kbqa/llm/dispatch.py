@@ -104,7 +104,8 @@ class WorkerPool:
             data = await self._controller_post("/list_models_detail")
             found = ModelsDetailResponse.model_validate(data).models
             if self.local is not None:
-                found = self.local.entries() + [m for m in found if not self.local.serves(m.id)]
+                # after the workers' models: clients that take the first listed model expect a chat model
+                found = [m for m in found if not self.local.serves(m.id)] + self.local.entries()
             self._models = found
             self._models_at = time.monotonic()
         return self._models
