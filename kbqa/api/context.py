@@ -50,6 +50,7 @@ class AppContext:
             log.warning("%s Index the moved files with `python init_database.py -i`.", migrated.line())
         api = settings.api
         prompts = PromptTemplates(settings.resolve(api.prompts_file))
+        prompts.check()  # a broken template the server uses by itself stops it here, named
         records = ChatRecords(service.db)
         # Queries get their own model instances so they never wait behind an ingestion batch (see _QueryView).
         query_embedders = EmbedderPool(settings.embedding) if api.separate_query_embedder else service.embedders

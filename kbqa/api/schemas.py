@@ -109,8 +109,21 @@ class _LLMFields(_Body):
     model_name: str | None = Field(
         None, max_length=MODEL_NAME_MAX, description="LLM name at the endpoint (default llm.client.model)"
     )
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(None, ge=-1, le=MAX_TOKENS_MAX, description="0, -1 or empty: the endpoint's default")
+    # Chatchat's schema said 0.7; empty now means the server's setting, so KB chat can default lower.
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="Empty: the server's setting (api.kb_chat_temperature for knowledge-base and file chat, "
+        "llm.client.temperature for /chat/chat)",
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=-1,
+        le=MAX_TOKENS_MAX,
+        description="0, -1 or empty: the server's setting (api.kb_chat_max_tokens for knowledge-base and file chat, "
+        "llm.client.max_tokens for /chat/chat)",
+    )
     prompt_name: str = Field("default", max_length=MODEL_NAME_MAX, description="Template name in configs/prompts.yaml")
 
 
@@ -342,7 +355,9 @@ class ModelConfigRequest(_Body):
 
 
 class PromptTemplateRequest(_Body):
-    type: Literal["llm_chat", "knowledge_base_chat", "search_engine_chat", "agent_chat"] = "llm_chat"
+    type: Literal["llm_chat", "knowledge_base_chat", "knowledge_base_system", "search_engine_chat", "agent_chat"] = (
+        "llm_chat"
+    )
     name: str = Field("default", max_length=MODEL_NAME_MAX)
 
 
@@ -362,8 +377,8 @@ class KBCompletionRequest(_Body):
     model: str = Field(..., max_length=NAME_MAX, description="The knowledge base to answer from")
     messages: list[OpenAIMessage] = Field(..., min_length=1, max_length=HISTORY_MAX)
     stream: bool = False
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_MAX)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Empty: api.kb_chat_temperature")
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_MAX, description="Empty: api.kb_chat_max_tokens")
     top_k: int | None = _TOP_K
     score_threshold: float | None = _THRESHOLD
     prompt_name: str = Field("default", max_length=MODEL_NAME_MAX)

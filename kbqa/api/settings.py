@@ -67,6 +67,35 @@ class APISettings(BaseModel):
         description="Answer given without asking the LLM when retrieval finds nothing. Empty: ask the LLM with "
         "the 'empty' prompt template instead (Chatchat's behaviour).",
     )
+    refusal_en: str = Field(
+        "I cannot answer this from the knowledge base.",
+        min_length=1,
+        max_length=500,
+        description="The sentence the grounded knowledge-base prompt tells the model to answer with, for an English "
+        "question, when the numbered sources do not contain the answer (the `refusal` prompt variable).",
+    )
+    refusal_zh: str = Field(
+        "根据已知信息无法回答该问题。",
+        min_length=1,
+        max_length=500,
+        description="The same sentence for a Chinese question (a quarter or more of its letters CJK ideographs).",
+    )
+    kb_chat_temperature: float = Field(
+        0.1,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature of knowledge-base chat, file chat and /kb/v1 when the request sends none: "
+        "low, so the answer keeps to the sources. A request's own value wins (/chat/chat keeps "
+        "llm.client.temperature).",
+    )
+    kb_chat_max_tokens: int = Field(
+        256,
+        ge=1,
+        le=1_000_000,
+        description="Longest answer of knowledge-base chat, file chat and /kb/v1, in tokens, when the request sends "
+        "none (or Chatchat's 0 / -1): a short grounded answer with citations, not an essay. A request's own value "
+        "wins.",
+    )
     rewrite_with_history: bool = Field(
         True, description="Rewrite a follow-up question with the chat history before retrieval (one LLM call)."
     )

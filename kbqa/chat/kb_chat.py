@@ -14,6 +14,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api.settings import APISettings
+from kbqa.chat.grounding import KB_USER, grounded_messages
+from kbqa.chat.language import Language, detect_language
 from kbqa.chat.prompts import PromptTemplates
 from kbqa.chat.records import ChatRecords
 from kbqa.chat.retrieval import Searcher
@@ -85,6 +87,19 @@ class KBChat:
         return self.searcher(kbs, self.search_query(query, history), top_k, threshold)
 
     # --- prompt -------------------------------------------------------------------------------------------------
+    def options(self, model: str | None, temperature: float | None, max_tokens: int | None) -> LLMOptions:
+        """A request's own values win; what it leaves empty (Chatchat's max_tokens 0 or -1 too) comes from
+        ``api.kb_chat_temperature`` / ``api.kb_chat_max_tokens``: grounded answers want little sampling and few
+        tokens."""
+        return LLMOptions(
+            model,
+            self.api.kb_chat_temperature if temperature is None else temperature,
+            max_tokens if max_tokens and max_tokens > 0 else self.api.kb_chat_max_tokens,
+        )
+
+    def refusal(self, language: Language) -> str:
+        return self.api.refusal_zh if language == "zh" else self.api.refusal_en
+
     def ground(
         self,
         hits: list[SearchHit],
@@ -94,15 +109,19 @@ class KBChat:
         base_url: str | None,
     ) -> Grounded:
         sources = sources_of(hits, base_url)
+        language = detect_language(question)
         if hits:
-            context = "\n".join(h.text for h in hits)
-            prompt = self.prompts.render("knowledge_base_chat", prompt_name, context=context, question=question)
+            messages = grounded_messages(
+                self.prompts, prompt_name, question, sources, language, self.refusal(language), history
+            )
         else:
             if self.api.empty_answer:
                 return Grounded([], [], chatchat_docs([], llm_answered_without_docs=False), self.api.empty_answer)
-            prompt = self.prompts.render("knowledge_base_chat", "empty", question=question)
+            # Nothing to ground in: the LLM answers on its own (Chatchat's behaviour), so no source instruction.
+            prompt = self.prompts.render(KB_USER, "empty", question=question, context="", sources=[], language=language)
+            messages = [*history, {"role": "user", "content": prompt}]
         docs = chatchat_docs(sources, llm_answered_without_docs=True)
-        return Grounded([*history, {"role": "user", "content": prompt}], sources, docs, None)
+        return Grounded(messages, sources, docs, None)
 
     # --- answer -------------------------------------------------------------------------------------------------
     async def stream(self, grounded: Grounded, options: LLMOptions) -> AsyncIterator[str]:

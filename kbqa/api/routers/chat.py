@@ -29,7 +29,7 @@ router = APIRouter(prefix="/chat", tags=["Chat"])
 _SSE = sse_responses("SSE: data: {json}\\r\\n\\r\\n per event; stream=false: a single event")
 
 
-def _options(req: ChatRequest | KBChatRequest | FileChatRequest) -> LLMOptions:
+def _options(req: ChatRequest) -> LLMOptions:
     return LLMOptions(req.model_name, req.temperature, req.max_tokens)
 
 
@@ -68,7 +68,8 @@ async def knowledge_base_chat(req: KBChatRequest, request: Request, ctx: Ctx):  
     threshold = kb_settings.score_threshold if req.score_threshold is None else req.score_threshold
     hits = await run_in_threadpool(ctx.kb_chat.retrieve, kb, req.query, history, top_k, threshold)
     grounded = ctx.kb_chat.ground(hits, req.query, history, req.prompt_name, ctx.public_url(request))
-    events = chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream)
+    options = ctx.kb_chat.options(req.model_name, req.temperature, req.max_tokens)
+    events = chatchat_events(ctx.kb_chat, grounded, options, req.stream)
     if req.conversation_id:
         meta = {"knowledge_base_name": kb}
         events = await _recorded(ctx, events, "knowledge_base_chat", req.query, req.conversation_id, meta)
@@ -87,7 +88,8 @@ async def file_chat(req: FileChatRequest, ctx: Ctx):  # type: ignore[no-untyped-
     hits = await run_in_threadpool(ctx.temp_kbs.search, req.knowledge_id, query, top_k, threshold)
     # No download links: temporary files are not served (Chatchat's file chat had none either).
     grounded = ctx.kb_chat.ground(hits, req.query, history, req.prompt_name, None)
-    events = chatchat_events(ctx.kb_chat, grounded, _options(req), req.stream)
+    options = ctx.kb_chat.options(req.model_name, req.temperature, req.max_tokens)
+    events = chatchat_events(ctx.kb_chat, grounded, options, req.stream)
     if req.conversation_id:
         meta = {"knowledge_id": req.knowledge_id}
         events = await _recorded(ctx, events, "file_chat", req.query, req.conversation_id, meta)

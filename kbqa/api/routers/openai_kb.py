@@ -79,7 +79,7 @@ async def chat_completions(req: KBCompletionRequest, request: Request, ctx: Ctx)
     threshold = ctx.settings.kb.score_threshold if req.score_threshold is None else req.score_threshold
     hits = await run_in_threadpool(ctx.kb_chat.retrieve, kb, question, history, top_k, threshold)
     grounded = ctx.kb_chat.ground(hits, question, [*system, *history], req.prompt_name, ctx.public_url(request))
-    options = LLMOptions(None, req.temperature, req.max_tokens)
+    options = ctx.kb_chat.options(None, req.temperature, req.max_tokens)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if req.stream:
         stream = _stream(ctx.kb_chat, grounded, options, cid, created, kb)
