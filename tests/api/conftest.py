@@ -82,4 +82,7 @@ def llm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def llm_overrides(base_url: str) -> dict[str, object]:
     # Tiny answers: the 135M model decodes ~8 tokens/s on a CI core.
-    return {"llm": {"client": {"base_url": base_url, "max_tokens": 12, "max_retries": 0, "timeout_s": 120}}}
+    return {
+        "llm": {"client": {"base_url": base_url, "max_tokens": 12, "max_retries": 0, "timeout_s": 120}},
+        "api": {"kb_chat_max_tokens": 12},
+    }

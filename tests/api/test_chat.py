@@ -88,6 +88,17 @@ def test_kb_chat_with_history(client: httpx.Client) -> None:
     assert len(events) == 1 and events[0]["answer"].strip() and isinstance(events[0]["sources"], list)
 
 
+@pytest.mark.parametrize(
+    "query", ["Which port does the kbqa API server listen on?", "kbqa 的 API 服务默认监听哪个端口？"]
+)
+def test_kb_chat_grounded_prompt_answers_in_english_and_chinese(client: httpx.Client, query: str) -> None:
+    # No temperature or max_tokens: the server's kb_chat defaults apply; the system message and the numbered sources
+    # go through the model's real chat template.
+    _, events = sse_events(client, "/chat/knowledge_base_chat", {"query": query, "knowledge_base_name": KB})
+    assert len(events) == 1 and events[0]["answer"].strip()
+    assert events[0]["sources"][0]["index"] == 1 and events[0]["sources"][0]["file"] == "guide/ports.md"
+
+
 def test_kb_chat_nothing_found_says_so(client: httpx.Client, server: LiveServer) -> None:
     # A threshold of 0 keeps nothing: the configured empty answer, not an invented one.
     _, events = sse_events(client, "/chat/knowledge_base_chat", _kb_chat_body(score_threshold=0.0))
