@@ -4,6 +4,8 @@ custom templates kept as they were, broken templates named; and the HTTP status 
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import httpx
@@ -165,6 +167,15 @@ def test_broken_default_template_is_a_config_error(tmp_path: Path) -> None:
         PromptTemplates(path).check()
     with pytest.raises(ConfigError, match=r"knowledge_base_chat\.default"):
         create_app(make_settings(tmp_path, api={"prompts_file": str(path)}))
+    # Broken while the server runs (the file is re-read when it changes): the operator's error, named, not a 400.
+    path = _prompts_file(tmp_path, default="{{ context }} {{ question }}")
+    prompts = PromptTemplates(path)
+    assert prompts.render("knowledge_base_chat", "default", context="c", question="q") == "c q"
+    path.write_text("knowledge_base_chat:\n  default: '{{ context }} {{ answer }}'\n", encoding="utf-8")
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime even on a coarse-grained filesystem
+    with pytest.raises(ConfigError, match=r"knowledge_base_chat\.default uses unknown variable answer") as exc:
+        prompts.render("knowledge_base_chat", "default", context="c", question="q")
+    assert exc.value.status_code == 500 and "prompts.yaml" in exc.value.message
 
 
 def test_unparsable_type_is_a_config_error(tmp_path: Path) -> None:
