@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,10 +44,10 @@ def _hits() -> list[SearchHit]:
 def _kb_chat(prompts_file: Path, api: APISettings | None = None) -> KBChat:
     # Clients are built but never reached: ground() and options() do not call the LLM.
     client = ClientSettings(base_url="http://127.0.0.1:9/v1")
-    searcher = None  # not used by ground()
+    searcher: Any = None  # not used by ground()
     return KBChat(
         api or APISettings(), PromptTemplates(prompts_file), searcher, AsyncLLMClient(client), LLMClient(client)
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture(params=["file", "builtin"])
