@@ -142,7 +142,16 @@ def _sidebar(ctx: UIContext, cfg: ServerConfig, conversation: Conversation) -> C
                 help=t("min_relevance_help"),
             )
             options.score_threshold = _relevance_to_threshold(min_relevance)
-        options.temperature = st.slider(t("temperature"), 0.0, 2.0, cfg.temperature, 0.05, key="chat_temperature")
+        # Knowledge-base answers want the server's low KB default; the slider keeps one value per kind of chat.
+        grounded = mode != "llm"
+        options.temperature = st.slider(
+            t("temperature"),
+            0.0,
+            2.0,
+            cfg.kb_temperature if grounded else cfg.temperature,
+            0.05,
+            key="chat_temperature_kb" if grounded else "chat_temperature",
+        )
         options.history_len = int(st.number_input(t("history_len"), 0, 20, ui.history_len, key="chat_history_len"))
         left, right = st.columns(2)
         if left.button(t("clear"), icon=":material/delete_sweep:", disabled=not conversation.turns, width="stretch"):

@@ -148,6 +148,7 @@ class ServerConfig(_Model):
     top_k: int = Field(3, alias="VECTOR_SEARCH_TOP_K")
     score_threshold: float = Field(1.0, alias="SCORE_THRESHOLD")
     temperature: float = Field(0.7, alias="TEMPERATURE")
+    kb_temperature: float = Field(0.1, alias="KB_CHAT_TEMPERATURE")
     llm_models: list[str] = Field(default_factory=list, alias="LLM_MODELS")
     chunk_size: int = Field(250, alias="CHUNK_SIZE")
     chunk_overlap: int = Field(50, alias="OVERLAP_SIZE")

@@ -41,6 +41,8 @@ def test_kb_chat_streams_an_answer_with_sources_and_takes_feedback(open_ui: Open
     at = open_ui(server.url)
     assert at.radio(key="chat_mode").value == "kb"  # knowledge-base chat first
     assert at.selectbox(key="chat_model").value == "SmolLM2-135M-Instruct"  # from the running models
+    # The server's low default for grounded answers, not the plain chat's temperature.
+    assert at.slider(key="chat_temperature_kb").value == server.settings.api.kb_chat_temperature == 0.1
     at.selectbox(key="chat_kb").set_value(KB)
     at.chat_input[0].set_value("Which port does the web UI listen on?").run()
     assert not at.exception and not at.error
@@ -68,6 +70,7 @@ def test_kb_chat_streams_an_answer_with_sources_and_takes_feedback(open_ui: Open
 def test_llm_chat_one_conversation_then_clear(open_ui: OpenUI, server: LiveServer) -> None:
     at = open_ui(server.url)
     at.radio(key="chat_mode").set_value("llm").run()
+    assert at.slider(key="chat_temperature").value == server.settings.llm.client.temperature
     assert not at.get("slider") or "Minimum relevance" not in [s.label for s in at.slider]  # no retrieval here
     for question in ("Say hello.", "And goodbye?"):
         at.chat_input[0].set_value(question).run()

@@ -37,6 +37,8 @@ async def get_server_configs(ctx: Ctx) -> dict[str, Any]:
         "LLM_MODELS": [s.llm.client.model],
         "HISTORY_LEN": 3,
         "TEMPERATURE": s.llm.client.temperature,
+        # Not in Chatchat: the default of knowledge-base and file chat, for a client offering a temperature control.
+        "KB_CHAT_TEMPERATURE": s.api.kb_chat_temperature,
         "PROMPT_TEMPLATES": ctx.prompts.all(),
         "openai_api_address": s.llm.client.base_url,
         "api_address": f"http://{s.api.host}:{s.api.port}",
