@@ -39,7 +39,7 @@ class Delta:
 @dataclass
 class GenerationOptions:
     max_tokens: int | None = None
-    temperature: float = 0.7
+    temperature: float | None = 0.7  # None only for the KB backend: the API server's default then applies
 
 
 class ChatBackend(ABC):

@@ -38,6 +38,8 @@ COMMANDS = {
     "!!help": "this list",
 }
 SAVE_FORMAT = "kbqa-chat"
+DEFAULT_MAX_NEW_TOKENS = 512
+DEFAULT_TEMPERATURE = 0.7
 STOPPED = "[answer stopped]"
 ROLES = ("system", "user", "assistant")
 
@@ -187,8 +189,18 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--api-url", help="API server for --kb (default: api.host:api.port, http://127.0.0.1:7861)")
     source.add_argument("--api-key", help="key for the server (default: $KBQA_API_KEY)")
     parser.add_argument("--style", choices=["simple", "rich"], default="simple", help="rich: render Markdown")
-    parser.add_argument("--max-new-tokens", type=int, default=512, help="longest answer, in tokens")
-    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (0: greedy)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"longest answer, in tokens (default {DEFAULT_MAX_NEW_TOKENS}; with --kb the server's "
+        "api.kb_chat_max_tokens)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        help=f"sampling temperature, 0: greedy (default {DEFAULT_TEMPERATURE}; with --kb the server's "
+        "api.kb_chat_temperature)",
+    )
 
 
 def _api_server_url(settings: Any) -> str:
@@ -199,13 +211,18 @@ def _api_server_url(settings: Any) -> str:
 def make_backend(args: argparse.Namespace) -> ChatBackend:
     from kbqa.settings import load_settings
 
-    if args.max_new_tokens < 1:
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise KBQAError("--max-new-tokens must be at least 1")
-    options = GenerationOptions(max_tokens=args.max_new_tokens, temperature=args.temperature)
     api_key = args.api_key or os.environ.get("KBQA_API_KEY") or None
     if args.kb is not None:
         api_url = args.api_url or _api_server_url(load_settings(args.config))
-        return KnowledgeBaseBackend(api_url, api_key, args.kb, args.model, options)
+        # Left unset, the server applies its knowledge-base defaults (low temperature, short grounded answers).
+        kb_options = GenerationOptions(max_tokens=args.max_new_tokens, temperature=args.temperature)
+        return KnowledgeBaseBackend(api_url, api_key, args.kb, args.model, kb_options)
+    options = GenerationOptions(
+        max_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+        temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
+    )
     if args.api_base is not None:
         client = load_settings(args.config).llm.client
         if api_key is None and client.api_key is not None:

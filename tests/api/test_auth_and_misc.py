@@ -104,6 +104,7 @@ def test_body_and_file_size_limits(client: httpx.Client, server: LiveServer) -> 
 def test_server_and_prompt_routes(client: httpx.Client) -> None:
     configs = client.post("/server/configs").json()
     assert configs["VECTOR_SEARCH_TOP_K"] == 3 and configs["SCORE_THRESHOLD"] == 1.0
+    assert (configs["TEMPERATURE"], configs["KB_CHAT_TEMPERATURE"]) == (0.7, 0.1)
     assert set(configs["PROMPT_TEMPLATES"]["knowledge_base_chat"]) >= {"default", "text", "empty"}
     tpl = client.post("/server/get_prompt_template", json={"type": "knowledge_base_chat", "name": "default"}).json()
     assert isinstance(tpl, str) and "{{ context }}" in tpl and "{{ question }}" in tpl

@@ -44,7 +44,11 @@ def api_server(
 ) -> Iterator[LiveServer]:
     """An API server with a ``samples`` KB holding one small file, answering through the LLM stack above."""
     client = {"base_url": f"{llm['openai'].url}/v1", "api_key": API_KEY, "max_retries": 0, "timeout_s": 120}
-    srv = LiveServer(make_settings(tmp_path_factory.mktemp("terminal-api"), llm={"client": client}), embedders)
+    # Short KB answers by the server's own default: the --kb test sends no length, so that default is what applies.
+    settings = make_settings(
+        tmp_path_factory.mktemp("terminal-api"), llm={"client": client}, api={"kb_chat_max_tokens": 12}
+    )
+    srv = LiveServer(settings, embedders)
     srv.start()
     try:
         with srv.client() as c:
@@ -160,7 +164,8 @@ def test_chat_in_process_with_rich_rendering(tmp_path: Path) -> None:
 
 
 def test_chat_with_a_knowledge_base_prints_sources(api_server: LiveServer, tmp_path: Path) -> None:
-    child = spawn_chat(tmp_path, "--kb", "samples", "--api-url", api_server.url, "--max-new-tokens", "12")
+    # No --max-new-tokens / --temperature: the API server's knowledge-base defaults apply.
+    child = spawn_chat(tmp_path, "--kb", "samples", "--api-url", api_server.url)
     child.expect("knowledge base samples at")
     child.expect(PROMPT)
     child.sendline("Which port does the API server listen on?")
