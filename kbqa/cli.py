@@ -248,6 +248,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kbqa.retrieval.retriever import Retriever
 
     settings = load_settings(args.config)
+    if args.answers:
+        return _eval_answers(args, settings)
     service = KnowledgeBaseService(settings)
     _create_tables(service)
     golden = load_golden(args.golden)[: args.limit]
@@ -257,6 +259,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
         modes.remove("hybrid+rerank")
     results = evaluate_kb(Retriever(service, settings), args.kb.split(","), golden, modes)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    """Answer quality through a running API server's /chat/knowledge_base_chat (kbqa/evaluation/answer_eval.py)."""
+    import json
+
+    import httpx
+
+    from kbqa.evaluation.answer_eval import ChatRequestOptions, ScoredAnswer, evaluate_answers, markdown_table
+    from kbqa.evaluation.answer_set import load_answer_set
+    from kbqa.launcher.services import service_url
+
+    items = load_answer_set(args.golden)
+    if args.limit is not None:
+        items = items[: args.limit]
+    api = settings.api
+    url = args.api_url or service_url(api.host, api.port)
+    key = args.api_key or (api.api_keys[0].get_secret_value() if api.api_keys else None)
+    options = ChatRequestOptions(
+        temperature=args.temperature, top_k=args.top_k, max_tokens=args.max_tokens, score_threshold=args.score_threshold
+    )
+
+    def progress(result: ScoredAnswer) -> None:
+        verdict = (
+            ("right" if result.correct else "wrong")
+            if result.expected
+            else ("refused" if result.refused else "answered")
+        )
+        print(f"{result.id}\t{verdict}\t{result.total_s:.1f}s\t{result.answer[:80]!r}", file=sys.stderr, flush=True)
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with httpx.Client(base_url=url, timeout=600, headers=headers, trust_env=False) as client:
+            report = evaluate_answers(client, args.kb, items, options, api.empty_answer, args.kb, progress)
+    except httpx.HTTPError as exc:
+        raise KBQAError(f"cannot reach the API server at {url}: {exc}") from exc
+    print(json.dumps(report.to_json(), ensure_ascii=False, indent=2) if args.json else markdown_table([report]))
     return 0
 
 
@@ -308,9 +348,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="only files whose path matches this glob (a plain name matches only itself)")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("eval", help="retrieval quality of a knowledge base against a golden set (JSONL)")
-    p.add_argument("kb", help="knowledge base name, or several separated by commas")
-    p.add_argument("golden", type=Path, help='JSONL lines: {"query": ..., "relevant_files": [...]}')
+    p = sub.add_parser(
+        "eval",
+        help="retrieval quality of a knowledge base against a golden set (JSONL); with --answers, answer quality "
+        "of a running API server's knowledge-base chat",
+    )
+    p.add_argument("kb", help="knowledge base name, or several separated by commas (one with --answers)")
+    p.add_argument(
+        "golden",
+        type=Path,
+        help='JSONL lines: {"query": ..., "relevant_files": [...]}; with --answers: {"question": ..., '
+        '"answers": [aliases], "file": ...} ([] answers: unanswerable)',
+    )
+    p.add_argument(
+        "--answers",
+        action="store_true",
+        help="score answers from /chat/knowledge_base_chat: right, only the answer, refusals, cited, timings",
+    )
+    p.add_argument("--api-url", help="with --answers: the API server (default http://<api.host>:<api.port>)")
+    p.add_argument("--api-key", help="with --answers: bearer key (default the first of api.api_keys)")
+    p.add_argument("--temperature", type=float, default=0.0, help="with --answers (default 0)")
+    p.add_argument("--top-k", type=int, default=3, help="with --answers: chunks per question (default 3)")
+    p.add_argument("--max-tokens", type=int, default=48, help="with --answers (default 48)")
+    p.add_argument("--score-threshold", type=float, default=None, help="with --answers (default kb.score_threshold)")
     p.add_argument(
         "--modes", default="dense,keyword,hybrid", help="comma-separated: dense, keyword, hybrid, hybrid+rerank"
     )
