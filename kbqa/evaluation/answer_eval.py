@@ -9,7 +9,6 @@ goal) and ``false_refusals`` over answerable ones (the cost); median and p90 fir
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -22,6 +21,7 @@ import httpx
 from kbqa.errors import KBQAError
 from kbqa.evaluation.answer_scoring import cites_source, contains_answer, is_refusal, only_answer
 from kbqa.evaluation.answer_set import AnswerItem
+from kbqa.sse_events import iter_json
 
 CHAT_PATH = "/chat/knowledge_base_chat"
 
@@ -113,10 +113,7 @@ def ask(client: httpx.Client, kb: str, question: str, options: ChatRequestOption
         if resp.status_code != 200:
             resp.read()
             raise ChatCallError(f"{CHAT_PATH} answered {resp.status_code}: {resp.text[:300]}")
-        for line in resp.iter_lines():
-            if not line.startswith("data:"):
-                continue  # blank separators and ": ping" keep-alives
-            event = json.loads(line[5:])
+        for event in iter_json(resp.iter_lines()):
             if event.get("answer"):
                 if first is None:
                     first = time.perf_counter() - started
