@@ -694,7 +694,7 @@ class KnowledgeBaseService:
 
         The new rows are built beside the old ones, under a staging KB that no request can name, and swapped in by
         one commit at the end: until then searches see the old KB, and a failure, a cancel or a kill at any point
-        leaves it exactly as it was (a killed run's staging rows are dropped by the next recreate or delete).
+        leaves it exactly as it was (a killed run's staging rows are dropped at the next start, recreate or delete).
         """
         name = validate_kb_name(name)
         cfg = split or self.default_split()
@@ -718,17 +718,16 @@ class KnowledgeBaseService:
                 state = IndexState(staged_id, staging, vs, model, embedder.dim, folder.root, store, 0, 0, keywords)
                 folder.ensure()
                 report = self._ingest_into(state, folder, None, cfg, True, progress, cancel)
-                if report.cancelled:
-                    raise _Cancelled
-                with self.db.session() as s:
-                    kb_id, generation = repo.swap_in_staging(s, name, staged_id)
-            except _Cancelled:
-                self._drop_staging(staging)
-                report.seconds = time.perf_counter() - started
-                return report
+                if not report.cancelled:
+                    with self.db.session() as s:
+                        kb_id, generation = repo.swap_in_staging(s, name, staged_id)
             except BaseException:
                 self._drop_staging(staging)
                 raise
+            if report.cancelled:  # before the swap: the KB stays as it was
+                self._drop_staging(staging)
+                report.seconds = time.perf_counter() - started
+                return report
             # committed: the staged index is the KB's index now (its chunk ids are the rows that were moved)
             self.indexes.drop(name)
             folder.remove_indexes()  # indexes of the old rows, whatever their model, no longer apply
@@ -838,10 +837,6 @@ class KnowledgeBaseService:
         if kb is None:
             raise KBNotFound(f"knowledge base {name} not found")
         return kb
-
-
-class _Cancelled(Exception):
-    """A recreate was cancelled before its swap: the staging rows are dropped and the KB is left as it was."""
 
 
 def unsupported_reason(path: Path) -> str | None:
