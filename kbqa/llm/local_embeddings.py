@@ -8,12 +8,10 @@ vectors are the ones the knowledge bases are indexed with, so a client can searc
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import anyio
 
-from kbqa.embeddings.base import Embedder
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.errors import ConfigError
 from kbqa.llm.protocol import EmbeddingsResult, ModelEntry
@@ -27,8 +25,7 @@ class LocalEmbedders:
             known = ", ".join(sorted(settings.models))
             raise ConfigError(f"llm.openai_server.embedding_models: {unknown} not in embedding.models ({known})")
         self.names = tuple(dict.fromkeys(names))
-        self._pool = EmbedderPool(settings)
-        self._lock = threading.Lock()
+        self._pool = EmbedderPool(settings)  # loads each model once, under its own lock
 
     def entries(self) -> list[ModelEntry]:
         return [ModelEntry(id=name, kind="embedding", workers=1) for name in self.names]
@@ -36,12 +33,8 @@ class LocalEmbedders:
     def serves(self, name: str) -> bool:
         return name in self.names
 
-    def _embedder(self, name: str) -> Embedder:
-        with self._lock:  # two first requests must not load the model twice
-            return self._pool.get(name)
-
     def _embed(self, name: str, texts: list[str]) -> EmbeddingsResult:
-        embedder = self._embedder(name)
+        embedder = self._pool.get(name)
         vectors = embedder.embed_documents(texts)
         return EmbeddingsResult(embeddings=vectors.tolist(), token_count=embedder.token_count(texts))
 
