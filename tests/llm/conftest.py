@@ -40,20 +40,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory, bundled_embedding_path: str)
         st.stop_all()
 
 
-@pytest.fixture(scope="module")
-def chat_backend():  # type: ignore[no-untyped-def]
-    """The bundled model loaded in-process, for scheduler tests.
+@pytest.fixture(scope="module", params=["transformers", "llama_cpp"])
+def chat_backend(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The bundled model loaded in-process by each generating backend, for the scheduler contract tests.
 
-    It runs with the worker's own thread policy (all cores but one); torch's thread count is process-wide, so the
-    previous value is restored afterwards for the other tests sharing this process.
+    It runs with the worker's own thread policy; torch's thread count is process-wide, so the previous value is
+    restored afterwards for the other tests sharing this process.
     """
     import torch
 
     from kbqa.llm.backends.loader import load_backend
     from kbqa.llm.settings import WorkerSettings
 
+    if request.param == "llama_cpp":
+        from kbqa.llm.backends.llamacpp_backend import llama_cpp_available
+
+        if not llama_cpp_available():
+            pytest.skip("llama-cpp-python is not installed (scripts/install.sh builds it)")
     previous = torch.get_num_threads()
-    backend = load_backend(WorkerSettings(max_batch_size=8, max_queue_size=8, register_with_controller=False))
+    backend = load_backend(
+        WorkerSettings(
+            backend=request.param,
+            max_batch_size=8,
+            max_queue_size=8,
+            kv_cache_tokens=8192,
+            context_length=2048,
+            register_with_controller=False,
+        )
+    )
+    assert (
+        type(backend).__name__ == {"transformers": "TransformersBackend", "llama_cpp": "LlamaCppBackend"}[request.param]
+    )
     try:
         yield backend
     finally:

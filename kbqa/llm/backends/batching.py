@@ -1,14 +1,10 @@
-"""Continuous batching for a Hugging Face causal LM.
+"""Continuous batching: the scheduler shared by every generating backend.
 
-One scheduler thread owns the model. Between two decode steps it drops finished and cancelled sequences, prefills
-the requests that arrived meanwhile (left-padded together), and merges their KV cache into the running batch's
-cache. Each decode step is then *one* forward pass for every running sequence, which is where the throughput over
-FastChat's one-request-at-a-time worker comes from.
-
-Cache layout: one ``DynamicCache`` whose layers hold ``[batch, kv_heads, time, head_dim]`` tensors, left-padded.
-``attention_mask`` [batch, time] marks the real positions and ``position_ids`` count real tokens per row, so rows of
-different lengths share the tensors exactly as if each ran alone. Leading columns that became padding for every
-row (after long sequences leave) are cut off, so the cache never grows beyond the longest running sequence.
+One scheduler thread owns the model. Between two decode steps it drops finished and cancelled sequences, admits the
+requests that arrived meanwhile, and then runs *one* model step for every running sequence, which is where the
+throughput over FastChat's one-request-at-a-time worker comes from. How a step runs (KV-cache layout, prefill) is
+the engine's business: :class:`ContinuousBatcher` subclasses implement ``_step`` and ``_release_all``; choosing
+tokens, text deltas, stop strings, limits, cancellation and errors live here, once.
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 
-from kbqa.llm.backends.sampling import RowState, choose_tokens
+from kbqa.llm.backends.sampling import RowState
 from kbqa.llm.backends.text_stream import IncrementalDetokenizer, StopStringMatcher
 from kbqa.llm.errors import InternalError, LLMError, Overloaded
 from kbqa.llm.protocol import FinishReason, GenerateEvent, SamplingParams, Usage
@@ -71,7 +66,6 @@ class ContinuousBatcher:
 
     def __init__(
         self,
-        model: Any,
         tokenizer: Any,
         *,
         eos_token_ids: set[int],
@@ -81,34 +75,24 @@ class ContinuousBatcher:
         max_prefill_tokens: int = 4096,
         retry_after_s: int = 1,
     ) -> None:
-        self.model = model
         self.tokenizer = tokenizer
-        self.device = next(model.parameters()).device
         self.eos_token_ids = eos_token_ids
         self.context_length = context_length
         self.max_batch_size = max_batch_size
         self.max_queue_size = max_queue_size
         self.max_prefill_tokens = max_prefill_tokens
         self.retry_after_s = retry_after_s
-        self.pad_id = self._pad_id()
         self.stats = EngineStats()
 
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._cond = threading.Condition()
         self._running: list[Sequence] = []
-        self._cache: DynamicCache | None = None
-        self._mask: torch.Tensor | None = None  # [B, T] long
-        self._next_pos: torch.Tensor | None = None  # [B] long
-        self._last_tokens: torch.Tensor | None = None  # [B] long
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="kbqa-batcher", daemon=True)
-        self._thread.start()
 
-    def _pad_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
-            if candidate is not None:
-                return int(candidate)
-        return 0
+    def start(self) -> None:
+        """Start the scheduler thread; subclasses call it once their engine state exists."""
+        self._thread.start()
 
     # -- public API (any thread) --------------------------------------------------------------------------------
     def submit(self, seq: Sequence) -> None:
@@ -116,7 +100,7 @@ class ContinuousBatcher:
         seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.prompt_ids)
         seq.stops = StopStringMatcher(seq.params.stop)
         if seq.params.seed is not None:
-            seq.generator = torch.Generator(device=self.device).manual_seed(seq.params.seed)
+            seq.generator = torch.Generator(device=self.sampling_device).manual_seed(seq.params.seed)
         with self._cond:
             if self._stopping:
                 raise Overloaded("the worker is shutting down", retry_after=self.retry_after_s)
@@ -127,6 +111,11 @@ class ContinuousBatcher:
                 )
             self._waiting.append(seq)
             self._cond.notify()
+
+    @property
+    def sampling_device(self) -> torch.device:
+        """Where logits are sampled (and seeded generators live)."""
+        return torch.device("cpu")
 
     def queue_length(self) -> int:
         """Sequences running or waiting (the controller's load figure)."""
@@ -166,116 +155,24 @@ class ContinuousBatcher:
                 continue
             if taken and len(seq.prompt_ids) > budget:
                 break
+            if not self._has_room_for(seq, taken):
+                break
             budget -= len(seq.prompt_ids)
             taken.append(self._waiting.popleft())
         return taken
 
-    @torch.inference_mode()
+    def _has_room_for(self, seq: Sequence, taken: list[Sequence]) -> bool:
+        """Whether the engine can hold ``seq`` beside the running rows and ``taken``; it waits (in order) if not."""
+        return True
+
     def _step(self, arrivals: list[Sequence]) -> None:
-        self._drop([i for i, s in enumerate(self._running) if s.cancelled or s.finished])
-        arrivals = [s for s in arrivals if not s.cancelled]
-        if arrivals:
-            self._prefill(arrivals)
-        if self._running:
-            self._decode()
+        """One scheduler step: drop finished rows, admit ``arrivals``, decode one token for every running row
+        (calling :meth:`_accept` with the chosen tokens)."""
+        raise NotImplementedError
 
-    def _prefill(self, arrivals: list[Sequence]) -> None:
-        length = max(len(s.prompt_ids) for s in arrivals)
-        ids = torch.full((len(arrivals), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(arrivals), length), dtype=torch.long)
-        for row, seq in enumerate(arrivals):
-            n = len(seq.prompt_ids)
-            ids[row, length - n :] = torch.tensor(seq.prompt_ids, dtype=torch.long)
-            mask[row, length - n :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.stats.forward_calls += 1
-        self.stats.prefill_calls += 1
-        _zero_padding(cache, mask)
-        tokens = choose_tokens(out.logits[:, -1, :].float(), [s.row_state() for s in arrivals])
-        self._merge(arrivals, cache, mask, mask.sum(-1), torch.tensor(tokens, device=self.device))
-        self._accept(list(range(len(self._running) - len(arrivals), len(self._running))), tokens)
-
-    def _decode(self) -> None:
-        assert self._cache is not None and self._mask is not None
-        assert self._next_pos is not None and self._last_tokens is not None
-        batch = len(self._running)
-        mask = torch.cat([self._mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], dim=1)
-        out = self.model(
-            input_ids=self._last_tokens[:, None],
-            attention_mask=mask,
-            position_ids=self._next_pos[:, None],
-            past_key_values=self._cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.stats.forward_calls += 1
-        self.stats.decode_steps += 1
-        self._mask = mask
-        self._next_pos = self._next_pos + 1
-        tokens = choose_tokens(out.logits[:, -1, :].float(), [s.row_state() for s in self._running])
-        self._last_tokens = torch.tensor(tokens, device=self.device)
-        self._accept(list(range(batch)), tokens)
-        self._drop([i for i, s in enumerate(self._running) if s.finished or s.cancelled])
-
-    # -- batch bookkeeping --------------------------------------------------------------------------------------
-    def _merge(
-        self,
-        seqs: list[Sequence],
-        cache: DynamicCache,
-        mask: torch.Tensor,
-        next_pos: torch.Tensor,
-        last_tokens: torch.Tensor,
-    ) -> None:
-        if self._cache is None:
-            self._cache, self._mask, self._next_pos, self._last_tokens = cache, mask, next_pos, last_tokens
-        else:
-            assert self._mask is not None and self._next_pos is not None and self._last_tokens is not None
-            old_t, new_t = self._mask.shape[1], mask.shape[1]
-            width = max(old_t, new_t)
-            for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
-                old_layer.keys = torch.cat(
-                    [_left_pad(old_layer.keys, width, -2), _left_pad(new_layer.keys, width, -2)], dim=0
-                )
-                old_layer.values = torch.cat(
-                    [_left_pad(old_layer.values, width, -2), _left_pad(new_layer.values, width, -2)], dim=0
-                )
-            self._mask = torch.cat([_left_pad(self._mask, width, -1), _left_pad(mask, width, -1)], dim=0)
-            self._next_pos = torch.cat([self._next_pos, next_pos])
-            self._last_tokens = torch.cat([self._last_tokens, last_tokens])
-        self._running.extend(seqs)
-        self.stats.max_running = max(self.stats.max_running, len(self._running))
-
-    def _drop(self, rows: list[int]) -> None:
-        if not rows:
-            return
-        gone = set(rows)
-        keep = [i for i in range(len(self._running)) if i not in gone]
-        self._running = [self._running[i] for i in keep]
-        if not keep:
-            self._cache = self._mask = self._next_pos = self._last_tokens = None
-            return
-        assert self._cache is not None and self._mask is not None
-        assert self._next_pos is not None and self._last_tokens is not None
-        index = torch.tensor(keep, device=self.device)
-        mask = self._mask.index_select(0, index)
-        # Columns that are padding in every remaining row carry nothing: cut them off.
-        first = int(mask.any(dim=0).long().argmax())
-        for layer in self._cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[..., first:, :]
-            layer.values = layer.values.index_select(0, index)[..., first:, :]
-        self._mask = mask[:, first:]
-        self._next_pos = self._next_pos.index_select(0, index)
-        self._last_tokens = self._last_tokens.index_select(0, index)
+    def _release_all(self) -> None:
+        """Forget every running row's model state (after a failed step or at shutdown)."""
+        raise NotImplementedError
 
     def _accept(self, rows: list[int], tokens: list[int]) -> None:
         """Record one new token per row, emit text, and mark rows that are done."""
@@ -317,7 +214,7 @@ class ContinuousBatcher:
             if self._stopping:
                 self._waiting.clear()
         self._running = []
-        self._cache = self._mask = self._next_pos = self._last_tokens = None
+        self._release_all()
         for seq in victims:
             if not seq.finished:
                 seq.finished = True
@@ -335,23 +232,6 @@ def _flush(seq: Sequence) -> str:
     assert seq.detokenizer is not None and seq.stops is not None
     tail, hit = seq.stops.feed(seq.detokenizer.flush())
     return tail if hit else tail + seq.stops.flush()
-
-
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    missing = width - t.shape[dim]
-    if missing <= 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
-
-
-def _zero_padding(cache: DynamicCache, mask: torch.Tensor) -> None:
-    """Pad positions may hold NaN (a fully masked attention row); masked NaN still poisons a matmul, so zero them."""
-    keep = mask.bool()[:, None, :, None]
-    for layer in cache.layers:
-        layer.keys = torch.where(keep, layer.keys, 0)
-        layer.values = torch.where(keep, layer.values, 0)
 
 
 def wait_until_idle(batcher: ContinuousBatcher, timeout: float = 10.0) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kbqa.llm.backends.base import ModelBackend
@@ -9,12 +10,11 @@ from kbqa.llm.backends.model_files import bundled_gguf_path, default_model_name
 from kbqa.llm.errors import ModelLoadError
 from kbqa.llm.settings import WorkerSettings
 
+log = logging.getLogger(__name__)
+
 
 def load_backend(settings: WorkerSettings) -> ModelBackend:
-    from kbqa.llm.backends.embedding_backend import (
-        SentenceTransformersBackend,
-        is_sentence_transformers_folder,
-    )
+    from kbqa.llm.backends.embedding_backend import SentenceTransformersBackend
 
     path = Path(settings.model_path).expanduser() if settings.model_path else bundled_gguf_path()
     if not path.exists():
@@ -22,9 +22,39 @@ def load_backend(settings: WorkerSettings) -> ModelBackend:
     names = settings.model_names or [default_model_name(path)]
     kind = settings.backend
     if kind == "auto":
-        kind = "sentence_transformers" if is_sentence_transformers_folder(path) else "transformers"
+        kind = _auto_backend(path, settings)
     if kind == "sentence_transformers":
         return SentenceTransformersBackend.load(path, settings, names)
+    if kind == "llama_cpp":
+        from kbqa.llm.backends.llamacpp_backend import LlamaCppBackend, llama_cpp_available
+
+        if llama_cpp_available():
+            return LlamaCppBackend.load(path, settings, names)
+        log.warning(
+            "the llama_cpp backend is unavailable (llama-cpp-python is not installed or its library does not load; "
+            "`bash scripts/install.sh` builds it): falling back to transformers, which runs the model in fp32 "
+            "and several times slower on a CPU"
+        )
     from kbqa.llm.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend.load(path, settings, names)
+
+
+def _auto_backend(path: Path, settings: WorkerSettings) -> str:
+    from kbqa.llm.backends.embedding_backend import is_sentence_transformers_folder
+
+    if is_sentence_transformers_folder(path):
+        return "sentence_transformers"
+    if path.is_file() and path.suffix == ".gguf" and not _wants_gpu(settings):
+        return "llama_cpp"
+    return "transformers"
+
+
+def _wants_gpu(settings: WorkerSettings) -> bool:
+    if settings.device == "cpu":
+        return False
+    if settings.device == "cuda":
+        return True
+    import torch
+
+    return bool(torch.cuda.is_available())
