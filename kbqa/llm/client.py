@@ -34,6 +34,8 @@ class ChatResult:
     finish_reason: str | None
     usage: dict[str, int] = field(default_factory=dict)
     model: str = ""
+    # OpenAI's choices[0].logprobs.content when the request asked for logprobs: [{token, logprob, top_logprobs}].
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -83,6 +85,7 @@ def _chat_result(data: dict[str, Any]) -> ChatResult:
             finish_reason=choice.get("finish_reason"),
             usage=data.get("usage") or {},
             model=data.get("model", ""),
+            logprobs=(choice.get("logprobs") or {}).get("content"),
         )
     except (KeyError, IndexError, TypeError) as exc:
         raise UpstreamError(f"malformed chat completion from the endpoint: {str(data)[:300]}") from exc

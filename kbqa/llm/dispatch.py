@@ -34,6 +34,7 @@ from kbqa.llm.protocol import (
     GetWorkerAddressResponse,
     ModelEntry,
     ModelsDetailResponse,
+    TokenLogprob,
     WorkerRefRequest,
 )
 from kbqa.llm.settings import OpenAIServerSettings
@@ -297,16 +298,22 @@ class WorkerStream:
 
     async def collect(self) -> GenerateResult:
         parts: list[str] = []
+        logprobs: list[TokenLogprob] | None = None
         while True:
             event = await self._next_raw()
             if event.error is not None:
                 await self._end()
                 raise error_from_envelope(event.status or 500, {"error": event.error.model_dump()})
             parts.append(event.text)
+            if event.logprobs is not None:
+                logprobs = logprobs if logprobs is not None else []
+                logprobs.extend(event.logprobs)
             if event.finish_reason is not None:
                 await self._end()
                 assert event.usage is not None
-                return GenerateResult(text="".join(parts), finish_reason=event.finish_reason, usage=event.usage)
+                return GenerateResult(
+                    text="".join(parts), logprobs=logprobs, finish_reason=event.finish_reason, usage=event.usage
+                )
 
     async def _end(self) -> None:
         if self._response is not None:

@@ -31,6 +31,7 @@ from kbqa.llm.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessage,
+    ChoiceLogprobs,
     ChunkDelta,
     Completion,
     CompletionChoice,
@@ -45,6 +46,7 @@ from kbqa.llm.protocol import (
     ModelCard,
     ModelList,
     ResponseMessage,
+    TokenLogprob,
     Usage,
     WorkerMessage,
     new_id,
@@ -178,7 +180,7 @@ async def _open_all(pool: WorkerPool, requests: list[GenerateRequest]) -> list[W
 
 async def _run_stream(
     streams: list[WorkerStream],
-    frame: Callable[[int, str | None, str | None], str],
+    frame: Callable[[int, str | None, str | None, list[TokenLogprob] | None], str],
     usage_frame: Callable[[Usage], str] | None,
 ) -> AsyncIterator[str]:
     usages: list[Usage] = []
@@ -194,12 +196,12 @@ async def _run_stream(
                     return
                 event = item.event
                 if event.finish_reason is None:
-                    if event.text:
-                        yield frame(item.index, event.text, None)
+                    if event.text or event.logprobs:
+                        yield frame(item.index, event.text, None, event.logprobs)
                     continue
                 if event.usage is not None:
                     usages.append(event.usage)
-                yield frame(item.index, event.text or None, event.finish_reason)
+                yield frame(item.index, event.text or None, event.finish_reason, event.logprobs)
     except Exception as exc:
         yield sse(json.dumps(as_llm_error(exc).to_envelope(), ensure_ascii=False))
         yield DONE
@@ -216,8 +218,10 @@ class ChatService:
     def _requests(self, body: ChatCompletionRequest) -> list[GenerateRequest]:
         messages = to_worker_messages(body.messages)
         limit = body.completion_limit()
+        logprobs = body.logprobs_asked()
         return [
-            GenerateRequest(model=body.model, messages=messages, params=body.sampling(limit, i)) for i in range(body.n)
+            GenerateRequest(model=body.model, messages=messages, params=body.sampling(limit, i, logprobs))
+            for i in range(body.n)
         ]
 
     async def complete(self, body: ChatCompletionRequest) -> ChatCompletion:
@@ -227,7 +231,12 @@ class ChatService:
             id=new_id("chatcmpl"),
             model=body.model,
             choices=[
-                ChatChoice(index=i, message=ResponseMessage(content=r.text), finish_reason=r.finish_reason)
+                ChatChoice(
+                    index=i,
+                    message=ResponseMessage(content=r.text),
+                    logprobs=None if r.logprobs is None else ChoiceLogprobs(content=r.logprobs),
+                    finish_reason=r.finish_reason,
+                )
                 for i, r in enumerate(results)
             ],
             usage=_sum_usage([r.usage for r in results]),
@@ -243,9 +252,14 @@ class ChatService:
             c = ChatCompletionChunk(id=chunk_id, created=created, model=body.model, choices=choices, usage=usage)
             return sse(c.model_dump_json())
 
-        def frame(index: int, text: str | None, finish: str | None) -> str:
-            delta = ChunkDelta(content=text)
-            return chunk([ChatChunkChoice(index=index, delta=delta, finish_reason=finish)])  # type: ignore[arg-type]
+        def frame(index: int, text: str | None, finish: str | None, logprobs: list[TokenLogprob] | None) -> str:
+            choice = ChatChunkChoice(
+                index=index,
+                delta=ChunkDelta(content=text),
+                logprobs=None if logprobs is None else ChoiceLogprobs(content=logprobs),
+                finish_reason=finish,  # type: ignore[arg-type]
+            )
+            return chunk([choice])
 
         def usage_frame(usage: Usage) -> str:
             return chunk([], usage)
@@ -304,7 +318,7 @@ class CompletionService:
         streams = await _open_all(self.pool, self._requests(body))
         chunk_id, created = new_id("cmpl"), int(time.time())
 
-        def frame(index: int, text: str | None, finish: str | None) -> str:
+        def frame(index: int, text: str | None, finish: str | None, _logprobs: list[TokenLogprob] | None) -> str:
             choice = CompletionChoice(index=index, text=text or "", finish_reason=finish)  # type: ignore[arg-type]
             return sse(Completion(id=chunk_id, created=created, model=body.model, choices=[choice]).model_dump_json())
 

@@ -32,6 +32,7 @@ TEXT_MAX = 1_000_000  # one message, prompt or input text
 LIST_MAX = 2048  # messages, prompts, inputs, token ids lists
 TOKENS_MAX = 1_000_000  # max_tokens, token ids (the worker checks ids against its vocabulary)
 STOP_MAX = 16
+LOGPROBS_MAX = 20  # OpenAI's bound on top_logprobs
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # torch generators take 64-bit seeds
 
 Name = Annotated[str, Field(max_length=NAME_MAX)]
@@ -59,6 +60,9 @@ class SamplingParams(_Wire):
     stop: list[StopText] = Field(default_factory=list, max_length=STOP_MAX)
     stop_token_ids: list[TokenId] = Field(default_factory=list, max_length=STOP_MAX)
     ignore_eos: bool = False
+    logprobs: int | None = Field(
+        None, ge=0, le=LOGPROBS_MAX, description="Report each token's logprob and this many alternatives; None: off."
+    )
 
     @field_validator("top_k")
     @classmethod
@@ -126,10 +130,26 @@ class ErrorBody(_Open):
     code: str | None = None
 
 
+class TopLogprob(_Open):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(_Open):
+    """OpenAI's per-token entry of ``choices[].logprobs.content``."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
 class GenerateEvent(_Wire):
     """One line of a worker stream: a text delta, and on the last line the finish reason and usage."""
 
     text: str = ""
+    logprobs: list[TokenLogprob] | None = Field(None, description="The tokens behind this delta, when asked for.")
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     error: ErrorBody | None = None
@@ -138,6 +158,7 @@ class GenerateEvent(_Wire):
 
 class GenerateResult(_Wire):
     text: str
+    logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason
     usage: Usage
 
@@ -383,7 +404,7 @@ class _SamplingFields(_Wire):
     def include_usage(self) -> bool:
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
-    def sampling(self, max_tokens: int | None, choice_index: int) -> SamplingParams:
+    def sampling(self, max_tokens: int | None, choice_index: int, logprobs: int | None = None) -> SamplingParams:
         # With n > 1 and a seed, each choice gets its own seed so the n choices differ yet stay reproducible.
         seed = None if self.seed is None else self.seed + choice_index
         return SamplingParams(
@@ -397,6 +418,7 @@ class _SamplingFields(_Wire):
             max_tokens=max_tokens,
             stop=self.stop_list(),
             ignore_eos=self.ignore_eos,
+            logprobs=logprobs,
         )
 
 
@@ -407,7 +429,7 @@ class ChatCompletionRequest(_SamplingFields):
     )
     max_completion_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_logprobs: int | None = Field(None, ge=0, le=LOGPROBS_MAX)
     tools: list[dict[str, Any]] | None = Field(None, max_length=128)
     tool_choice: Name | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -419,8 +441,8 @@ class ChatCompletionRequest(_SamplingFields):
 
     @model_validator(mode="after")
     def _chat_checks(self) -> ChatCompletionRequest:
-        _refuse_if_set("logprobs", self.logprobs, (None, False))
-        _refuse_if_set("top_logprobs", self.top_logprobs, (None, 0))
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs requires logprobs: true")
         _refuse_if_set("tools", self.tools)
         _refuse_if_set("tool_choice", self.tool_choice, (None, "none", "auto"))
         _refuse_if_set("functions", self.functions)
@@ -432,6 +454,10 @@ class ChatCompletionRequest(_SamplingFields):
 
     def completion_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def logprobs_asked(self) -> int | None:
+        """Alternatives per token for the worker, or None when no logprobs are wanted."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_SamplingFields):
@@ -526,10 +552,15 @@ class ResponseMessage(_Open):
     refusal: str | None = None
 
 
+class ChoiceLogprobs(_Open):
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
+
+
 class ChatChoice(_Open):
     index: int
     message: ResponseMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason
 
 
@@ -551,7 +582,7 @@ class ChunkDelta(_Open):
 class ChatChunkChoice(_Open):
     index: int
     delta: ChunkDelta
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 

@@ -13,7 +13,12 @@ from kbqa.llm.backends.chat_backend import BatchedChatBackend
 from kbqa.llm.errors import ContextOverflow, Overloaded
 from kbqa.llm.protocol import GenerateEvent, GenerateRequest, SamplingParams, WorkerMessage
 
-QUESTIONS = ["What is the capital of France?", "Name three colors.", "Say hello.", "What is 2+2?"]
+QUESTIONS = [
+    "What is the capital of France? Answer in one sentence.",
+    "Name three colors.",
+    "Say hello.",
+    "What is 2+2?",
+]
 
 
 def _request(question: str, max_tokens: int = 12, **params: object) -> GenerateRequest:
@@ -170,5 +175,29 @@ def test_context_overflow_is_refused_before_generation(chat_backend: BatchedChat
             await chat_backend.generate_stream(_request("hi", max_tokens=chat_backend.context_length))
         assert info.value.status_code == 400
         assert info.value.code == "context_length_exceeded"
+
+    asyncio.run(main())
+
+
+def test_logprobs_describe_the_chosen_tokens(chat_backend: BatchedChatBackend) -> None:
+    async def main() -> None:
+        stream = await chat_backend.generate_stream(_request(QUESTIONS[0], max_tokens=6, logprobs=3))
+        events = [e async for e in stream]
+        entries = [entry for e in events for entry in (e.logprobs or [])]
+        text = "".join(e.text for e in events)
+        end = events[-1]
+        assert end.usage is not None
+        # One entry per generated token (an end-of-sequence token has none), in order, spelling the text.
+        assert len(entries) == end.usage.completion_tokens - (end.finish_reason == "stop")
+        assert "".join(entry.token for entry in entries).strip() == text.strip()
+        for entry in entries:
+            assert entry.logprob <= 0.0
+            assert len(entry.top_logprobs) == 3
+            # Greedy: the chosen token is the most likely one.
+            assert entry.top_logprobs[0].token == entry.token
+            assert abs(entry.top_logprobs[0].logprob - entry.logprob) < 1e-5
+            assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob >= entry.top_logprobs[2].logprob
+        plain = await chat_backend.generate_stream(_request(QUESTIONS[0], max_tokens=6))
+        assert all(e.logprobs is None for e in [e async for e in plain])
 
     asyncio.run(main())

@@ -14,7 +14,7 @@ from kbqa.llm.settings import ClientSettings
 
 pytestmark = pytest.mark.slow
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 
 
 def _settings(stack: dict[str, Service], **kw: object) -> ClientSettings:

@@ -32,7 +32,10 @@ def test_chat_non_stream(client: openai.OpenAI) -> None:
         model=CHAT_MODEL,
         messages=[
             {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "What is the capital of France? Answer in one sentence."}],
+            },
         ],
         max_tokens=8,
         temperature=0,
@@ -135,7 +138,7 @@ def test_stop_sequences_and_seed(client: openai.OpenAI) -> None:
     full = (
         client.chat.completions.create(
             model=CHAT_MODEL,
-            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            messages=[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}],
             max_tokens=10,
             temperature=0,
         )
@@ -146,7 +149,7 @@ def test_stop_sequences_and_seed(client: openai.OpenAI) -> None:
     assert "Paris" in full
     cut = client.chat.completions.create(
         model=CHAT_MODEL,
-        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        messages=[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}],
         max_tokens=10,
         temperature=0,
         stop=["Paris"],
@@ -208,9 +211,9 @@ def test_langchain_chat_openai(stack: dict[str, Service]) -> None:
         max_tokens=8,
         max_retries=0,
     )
-    answer = llm.invoke("What is the capital of France?")
+    answer = llm.invoke("What is the capital of France? Answer in one sentence.")
     assert "Paris" in str(answer.content)
-    pieces = list(llm.stream("What is the capital of France?"))
+    pieces = list(llm.stream("What is the capital of France? Answer in one sentence."))
     assert "".join(str(p.content) for p in pieces) == answer.content
     streamed_usage = ChatOpenAI(
         model=CHAT_MODEL,
@@ -255,3 +258,24 @@ def test_client_disconnect_stops_generation(stack: dict[str, Service]) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url, json=long, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=3)
     assert _wait_idle(stack["chat"].url, 10), "non-stream generation kept running for a departed client"
+
+
+def test_chat_logprobs(client: openai.OpenAI) -> None:
+    question = [{"role": "user", "content": "Name three colors."}]
+    r = client.chat.completions.create(
+        model=CHAT_MODEL, messages=question, max_tokens=5, temperature=0, logprobs=True, top_logprobs=2
+    )
+    content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
+    assert content and len(content) == r.usage.completion_tokens - (r.choices[0].finish_reason == "stop")
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token for t in content)
+    assert "".join(t.token for t in content).strip() == (r.choices[0].message.content or "").strip()
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=question, max_tokens=5, temperature=0, logprobs=True, stream=True
+        )
+    )
+    streamed = [t for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content or []]
+    assert [t.token for t in streamed] == [t.token for t in content]
+    assert all(t.top_logprobs == [] for t in streamed)
+    plain = client.chat.completions.create(model=CHAT_MODEL, messages=question, max_tokens=3, temperature=0)
+    assert plain.choices[0].logprobs is None

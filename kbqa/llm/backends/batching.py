@@ -22,7 +22,7 @@ import torch
 from kbqa.llm.backends.sampling import RowState
 from kbqa.llm.backends.text_stream import IncrementalDetokenizer, StopStringMatcher
 from kbqa.llm.errors import InternalError, LLMError, Overloaded
-from kbqa.llm.protocol import FinishReason, GenerateEvent, SamplingParams, Usage
+from kbqa.llm.protocol import FinishReason, GenerateEvent, SamplingParams, TokenLogprob, TopLogprob, Usage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Sequence:
     generator: torch.Generator | None = None
     detokenizer: IncrementalDetokenizer | None = None
     stops: StopStringMatcher | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # chosen tokens whose text is not sent yet
 
     def cancel(self) -> None:
         # A plain attribute write is atomic under the GIL; the scheduler reads it between steps.
@@ -174,9 +175,10 @@ class ContinuousBatcher:
         """Forget every running row's model state (after a failed step or at shutdown)."""
         raise NotImplementedError
 
-    def _accept(self, rows: list[int], tokens: list[int]) -> None:
-        """Record one new token per row, emit text, and mark rows that are done."""
-        for row, token in zip(rows, tokens, strict=True):
+    def _accept(self, rows: list[int], tokens: list[int], logits: torch.Tensor | None = None) -> None:
+        """Record one new token per row, emit text, and mark rows that are done. ``logits`` [len(rows), vocab], the
+        distribution each token was chosen from, gives the logprobs of rows that ask for them."""
+        for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
             seq = self._running[row]
             if seq.cancelled:
                 continue
@@ -187,6 +189,8 @@ class ContinuousBatcher:
             if not seq.params.ignore_eos and (token in self.eos_token_ids or token in seq.params.stop_token_ids):
                 reason, text = "stop", _flush(seq)
             else:
+                if seq.params.logprobs is not None and logits is not None:
+                    seq.logprobs.append(self._token_logprob(logits[i], token, seq.params.logprobs))
                 text, hit = seq.stops.feed(seq.detokenizer.push(token))
                 if hit:
                     reason = "stop"
@@ -198,7 +202,7 @@ class ContinuousBatcher:
                     text += _flush(seq)
             if reason is None:
                 if text:
-                    seq.sink(GenerateEvent(text=text))
+                    seq.sink(GenerateEvent(text=text, logprobs=_take_logprobs(seq)))
                 continue
             self._finish(seq, reason, text)
 
@@ -206,7 +210,23 @@ class ContinuousBatcher:
         seq.finished = True
         prompt, completion = len(seq.prompt_ids), len(seq.output_ids)
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-        seq.sink(GenerateEvent(text=text, finish_reason=reason, usage=usage))
+        seq.sink(GenerateEvent(text=text, logprobs=_take_logprobs(seq), finish_reason=reason, usage=usage))
+
+    def _token_logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        alternatives: list[TopLogprob] = []
+        if top:
+            values, ids = torch.topk(logprobs, top)
+            for value, alt in zip(values.tolist(), ids.tolist(), strict=True):
+                text = self._token_text(alt)
+                alternatives.append(TopLogprob(token=text, logprob=value, bytes=list(text.encode())))
+        text = self._token_text(token)
+        return TokenLogprob(
+            token=text, logprob=float(logprobs[token]), bytes=list(text.encode()), top_logprobs=alternatives
+        )
+
+    def _token_text(self, token: int) -> str:
+        return str(self.tokenizer.decode([token], skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
     def _fail_all(self, extra: list[Sequence], exc: BaseException) -> None:
         with self._cond:
@@ -225,6 +245,14 @@ def _error_event(exc: BaseException) -> GenerateEvent:
     err = exc if isinstance(exc, LLMError) else InternalError(f"generation failed: {type(exc).__name__}: {exc}")
     body = err.to_envelope()["error"]
     return GenerateEvent(error=body, status=err.status_code)
+
+
+def _take_logprobs(seq: Sequence) -> list[TokenLogprob] | None:
+    """The logprobs of tokens whose text goes out now (text held back for a stop string keeps them waiting)."""
+    if seq.params.logprobs is None:
+        return None
+    taken, seq.logprobs = seq.logprobs, []
+    return taken
 
 
 def _flush(seq: Sequence) -> str:

@@ -112,7 +112,7 @@ class LlamaCppBatcher(ContinuousBatcher):
         logits = torch.from_numpy(np.stack([self._logits(i) for _, i in choosers]))
         rows = [index for index, _ in choosers]
         tokens = choose_tokens(logits, [self._running[i].row_state() for i in rows])
-        self._accept(rows, tokens)
+        self._accept(rows, tokens, logits)
         self._drop([s for s in self._running if s.finished or s.cancelled])
 
     def _put(self, i: int, token: int, pos: int, slot: int, wants_logits: bool) -> None:

@@ -75,9 +75,10 @@ class TransformersBatcher(ContinuousBatcher):
         self.stats.forward_calls += 1
         self.stats.prefill_calls += 1
         _zero_padding(cache, mask)
-        tokens = choose_tokens(out.logits[:, -1, :].float(), [s.row_state() for s in arrivals])
+        logits = out.logits[:, -1, :].float()
+        tokens = choose_tokens(logits, [s.row_state() for s in arrivals])
         self._merge(arrivals, cache, mask, mask.sum(-1), torch.tensor(tokens, device=self.device))
-        self._accept(list(range(len(self._running) - len(arrivals), len(self._running))), tokens)
+        self._accept(list(range(len(self._running) - len(arrivals), len(self._running))), tokens, logits)
 
     def _decode(self) -> None:
         assert self._cache is not None and self._mask is not None
@@ -96,9 +97,10 @@ class TransformersBatcher(ContinuousBatcher):
         self.stats.decode_steps += 1
         self._mask = mask
         self._next_pos = self._next_pos + 1
-        tokens = choose_tokens(out.logits[:, -1, :].float(), [s.row_state() for s in self._running])
+        logits = out.logits[:, -1, :].float()
+        tokens = choose_tokens(logits, [s.row_state() for s in self._running])
         self._last_tokens = torch.tensor(tokens, device=self.device)
-        self._accept(list(range(batch)), tokens)
+        self._accept(list(range(batch)), tokens, logits)
         self._drop([i for i, s in enumerate(self._running) if s.finished or s.cancelled])
 
     # -- batch bookkeeping --------------------------------------------------------------------------------------
