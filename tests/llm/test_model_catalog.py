@@ -211,6 +211,15 @@ def test_worker_names_the_install_command_for_a_missing_catalog_model(tmp_path: 
     assert "kbqa models install qwen2.5-coder-1.5b-instruct" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_terminal_chat_names_the_install_command_before_loading_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KBQA_LLM__WORKER__MODELS_DIR", str(tmp_path))
+    assert kbqa_main(["chat", "--model-path", "qwen2.5-coder-0.5b-instruct"]) == 1
+    err = capsys.readouterr().err
+    assert "kbqa models install qwen2.5-coder-0.5b-instruct" in err and str(tmp_path) in err
+
+
 def test_launcher_passes_a_catalog_name_and_points_the_api_at_it(tmp_path: Path) -> None:
     config = tmp_path / "configs" / "settings.yaml"
     config.parent.mkdir()
