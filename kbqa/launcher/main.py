@@ -17,7 +17,7 @@ from types import FrameType
 
 from kbqa.errors import KBQAError
 from kbqa.launcher.first_run import init_argv, prepare_database
-from kbqa.launcher.services import ALL_SERVICES, LLM_SERVICES, Selection, plan
+from kbqa.launcher.services import ALL_SERVICES, LLM_SERVICES, Selection, check_worker_model, plan
 from kbqa.launcher.supervisor import LaunchError, Running, Supervisor
 from kbqa.settings import Settings, find_config_file, load_settings
 
@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-w", "--webui", action="store_true", help="the Streamlit web UI (8501)")
     m = p.add_argument_group("model")
     m.add_argument("-n", "--model-name", help="name the worker serves its model under, and the model the API asks for")
-    m.add_argument("--model-path", help="local Hugging Face folder or .gguf file (default: the bundled SmolLM2-135M)")
+    m.add_argument(
+        "--model-path",
+        help="catalog model name (kbqa models list) or local Hugging Face folder or .gguf file "
+        "(default: the bundled SmolLM2-135M)",
+    )
     m.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the model worker runs its model")
     m.add_argument(
         "--openai-api-base",
@@ -103,6 +107,7 @@ def run(settings: Settings, selection: Selection, config_file: str | None, timeo
     t0 = time.monotonic()
     try:
         sup.check_ports(specs)
+        check_worker_model(settings, selection)
         say(f"kbqa: starting {', '.join(s.name for s in specs)} (logs in {settings.log_dir})")
         init = None
         if "api" in selection.services:

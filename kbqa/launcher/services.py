@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from kbqa.launcher.supervisor import Probe, ServiceSpec, connect_host
+from kbqa.llm.model_catalog import CATALOG, resolve
 from kbqa.settings import Settings
 
 LLM_SERVICES = ("controller", "model_worker", "openai_api")
@@ -117,9 +118,29 @@ def _api_llm_env(settings: Settings, selection: Selection, openai_url: str) -> d
         env["KBQA_LLM__CLIENT__API_KEY"] = selection.openai_api_key
     elif not selection.external_llm and local_keys and settings.llm.client.api_key is None:
         env["KBQA_LLM__CLIENT__API_KEY"] = local_keys[0].get_secret_value()
-    if selection.model_name:
-        env["KBQA_LLM__CLIENT__MODEL"] = selection.model_name
+    model = selection.model_name or (_catalog_served_name(settings, selection) if not selection.external_llm else None)
+    if model:
+        env["KBQA_LLM__CLIENT__MODEL"] = model
     return env
+
+
+def check_worker_model(settings: Settings, selection: Selection) -> None:
+    """Fail before anything starts when the worker is to serve a catalog model that is not installed: the
+    `kbqa models install` hint belongs on the terminal, not at the end of the worker's log."""
+    model = selection.model_path or settings.llm.worker.model_path
+    if model in CATALOG and "model_worker" in selection.services and not selection.external_llm:
+        resolve(model, settings.llm.worker.models_dir)
+
+
+def _catalog_served_name(settings: Settings, selection: Selection) -> str | None:
+    """The name the local worker serves a catalog model under (its catalog name), so the API server asks for the
+    model the worker was started with rather than the configured default. None for a path, or when the worker's
+    names are configured (then llm.client.model is the operator's to match, as before)."""
+    worker = settings.llm.worker
+    entry = CATALOG.get(selection.model_path or worker.model_path or "")
+    if entry is None or worker.model_names or "model_worker" not in selection.services:
+        return None
+    return entry.served_name
 
 
 def _webui_spec(settings: Settings, api_url: str, common: list[str]) -> ServiceSpec:

@@ -52,11 +52,18 @@ class WorkerSettings(_Section):
     )
     model_path: str | None = Field(
         None,
-        description="Local Hugging Face folder or .gguf file. Empty: the bundled SmolLM2-135M-Instruct GGUF.",
+        description="A model name from the catalog (`kbqa models list`, installed with `kbqa models install NAME`), "
+        "or a local Hugging Face folder or .gguf file. Empty: the bundled SmolLM2-135M-Instruct GGUF.",
     )
     model_names: list[str] = Field(
         default_factory=list,
-        description="Names the model is served under. Empty: the folder or file name without extension.",
+        description="Names the model is served under. Empty: the catalog name, or the folder or file name without "
+        "extension.",
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Where `kbqa models install` puts catalog models and where the worker looks for them. "
+        "Empty: $XDG_DATA_HOME/kbqa/models (~/.local/share/kbqa/models).",
     )
     model_cache_dir: Path | None = Field(
         None,

@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = base_parser("kbqa model worker: serves one model to the controller and the OpenAI server.")
     parser.add_argument(
         "--model-path",
-        help="local Hugging Face folder, sentence-transformers folder or .gguf file "
-        "(default: the bundled SmolLM2-135M-Instruct)",
+        help="catalog model name (kbqa models list), or a local Hugging Face folder, sentence-transformers folder or "
+        ".gguf file (default: the bundled SmolLM2-135M-Instruct)",
     )
     parser.add_argument("--model-names", help="comma-separated names to serve the model under")
     parser.add_argument("--backend", choices=["auto", "llama_cpp", "transformers", "sentence_transformers"])
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-threads", type=int, help="CPU threads (0: all cores but one)")
     parser.add_argument("--kv-cache-tokens", type=int, help="llama.cpp: KV-cache cells shared by running requests")
     parser.add_argument("--max-queue-size", type=int, help="waiting requests beyond this get 503 + Retry-After")
+    parser.add_argument("--models-dir", help="where catalog models are installed (default ~/.local/share/kbqa/models)")
     parser.add_argument("--model-cache-dir", help="where GGUF files are converted once (default ~/.cache/kbqa/models)")
     parser.add_argument("--no-register", action="store_true", help="do not register with a controller")
     args = parser.parse_args(argv)
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         "num_threads": args.num_threads,
         "kv_cache_tokens": args.kv_cache_tokens,
         "max_queue_size": args.max_queue_size,
+        "models_dir": args.models_dir,
         "model_cache_dir": args.model_cache_dir,
         "register_with_controller": False if args.no_register else None,
     }

@@ -174,7 +174,8 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     modes = source.add_mutually_exclusive_group()
     modes.add_argument(
         "--model-path",
-        help="Hugging Face folder or .gguf file loaded in this process (default: the bundled SmolLM2-135M-Instruct)",
+        help="catalog model name (kbqa models list), Hugging Face folder or .gguf file loaded in this process "
+        "(default: the bundled SmolLM2-135M-Instruct)",
     )
     modes.add_argument(
         "--api-base",
@@ -230,11 +231,17 @@ def make_backend(args: argparse.Namespace) -> ChatBackend:
         return OpenAIBackend(args.api_base or client.base_url, api_key, args.model, options)
     if args.model:
         raise KBQAError("--model names a model at a server (--api-base or --kb); load a local one with --model-path")
-    if args.model_path is not None and not Path(args.model_path).expanduser().exists():
-        # Checked before torch is imported: a typo should cost a second, not a model load.
-        raise KBQAError(f"model path does not exist: {args.model_path} (weights are never downloaded at run time)")
+    model_path = None
+    if args.model_path is not None:
+        from kbqa.llm.model_catalog import resolve
+
+        # Checked before torch is imported: a typo or a model not yet installed should cost a second, not a load.
+        path = resolve(args.model_path, load_settings(args.config).llm.worker.models_dir)
+        if not path.exists():
+            raise KBQAError(f"model path does not exist: {args.model_path} (weights are never downloaded at run time)")
+        model_path = str(path)
     print(f"loading {args.model_path or 'the bundled SmolLM2-135M-Instruct'} ...", flush=True)
-    return InProcessBackend(args.model_path, args.device, options)
+    return InProcessBackend(model_path, args.device, options)
 
 
 def run_chat(args: argparse.Namespace) -> int:

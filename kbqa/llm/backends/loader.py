@@ -8,6 +8,7 @@ from pathlib import Path
 from kbqa.llm.backends.base import ModelBackend
 from kbqa.llm.backends.model_files import bundled_gguf_path, default_model_name
 from kbqa.llm.errors import ModelLoadError
+from kbqa.llm.model_catalog import resolve
 from kbqa.llm.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 def load_backend(settings: WorkerSettings) -> ModelBackend:
     from kbqa.llm.backends.embedding_backend import SentenceTransformersBackend
 
-    path = Path(settings.model_path).expanduser() if settings.model_path else bundled_gguf_path()
+    path = resolve(settings.model_path, settings.models_dir) if settings.model_path else bundled_gguf_path()
     if not path.exists():
         raise ModelLoadError(f"model path does not exist: {path} (weights are never downloaded at run time)")
     names = settings.model_names or [default_model_name(path)]
