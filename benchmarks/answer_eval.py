@@ -44,6 +44,7 @@ from kbqa.evaluation.answer_eval import (  # noqa: E402
     markdown_table,
 )
 from kbqa.evaluation.answer_set import load_answer_set  # noqa: E402
+from kbqa.evaluation.gate_calibration import choose_threshold, gate_point  # noqa: E402
 from kbqa.knowledge.service import KnowledgeBaseService  # noqa: E402
 from kbqa.launcher.main import child_env  # noqa: E402
 from kbqa.launcher.services import Selection, plan  # noqa: E402
@@ -66,10 +67,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_config(work: Path, base_config: Path) -> Path:
+def write_config(work: Path, base_config: Path, api_overrides: dict[str, Any] | None = None) -> Path:
     """The project's settings with this run's paths and free loopback ports (root stays the project, so the
     prompts are the project's configs/prompts.yaml)."""
-    base = yaml.safe_load(base_config.read_text(encoding="utf-8")) or {}
+    base = _merge(yaml.safe_load(base_config.read_text(encoding="utf-8")) or {}, {"api": api_overrides or {}})
     controller, worker, openai = free_port(), free_port(), free_port()
     ports = {
         "root": str(ROOT),
@@ -153,7 +154,23 @@ def main() -> None:
     ap.add_argument("--start-timeout", type=float, default=600)
     ap.add_argument("--json", type=Path, help="write every answer and score here")
     ap.add_argument("--markdown", type=Path, help="write the table here")
+    gate = ap.add_mutually_exclusive_group()
+    gate.add_argument("--no-gate", action="store_true", help="answer every question (api.answerability_gate off)")
+    gate.add_argument("--gate-threshold", type=float, help="api.answerability_threshold for this run")
+    gate.add_argument(
+        "--calibrate-gate",
+        action="store_true",
+        help="run the gate without refusing (threshold 0), then print the threshold that refuses the most "
+        "unanswerable questions for at most 0.03 less answer accuracy, and the scores at it",
+    )
     args = ap.parse_args()
+    api_overrides: dict[str, Any] = {}
+    if args.no_gate:
+        api_overrides["answerability_gate"] = False
+    elif args.calibrate_gate:
+        api_overrides.update(answerability_gate=True, answerability_threshold=0.0)
+    elif args.gate_threshold is not None:
+        api_overrides.update(answerability_gate=True, answerability_threshold=args.gate_threshold)
 
     options = ChatRequestOptions(
         temperature=args.temperature,
@@ -168,7 +185,7 @@ def main() -> None:
         api_url, settings = args.api_url, load_settings(args.config)
     else:
         work = args.workdir.resolve()
-        config = write_config(work, args.config)
+        config = write_config(work, args.config, api_overrides)
         settings = load_settings(config)
         for lang in langs:
             build_kb(settings, f"answers-{lang}", lang)
@@ -194,10 +211,27 @@ def main() -> None:
             sup.stop_all(10)
     table = markdown_table(reports)
     print(table)
+    if args.calibrate_gate:
+        table += "\n\n" + _calibration(reports)
+        print(_calibration(reports))
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in reports], ensure_ascii=False, indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text(table + "\n", encoding="utf-8")
+
+
+def _calibration(reports: list[AnswerReport]) -> str:
+    lines = [
+        "| set | threshold | answer right (gate off) | answer right (gate on) | unanswerable refused |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    everything = [a for r in reports for a in r.answers]
+    chosen = choose_threshold(everything)
+    for name, answers in [*((r.name, r.answers) for r in reports), ("all", everything)]:
+        off = gate_point(answers, 0.0)
+        on = gate_point(answers, chosen.threshold)
+        lines.append(f"| {name} | {chosen.threshold:.4f} | {off.accuracy:.2f} | {on.accuracy:.2f} | {on.refused:.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

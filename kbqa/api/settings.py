@@ -96,6 +96,19 @@ class APISettings(BaseModel):
         "none (or Chatchat's 0 / -1): a short grounded answer with citations, not an essay. A request's own value "
         "wins.",
     )
+    answerability_gate: bool = Field(
+        True,
+        description="Before a knowledge-base answer, ask the LLM (one token, with logprobs) whether the retrieved "
+        "sources contain the answer; below answerability_threshold the reply is the refusal (refusal_en / "
+        "refusal_zh) with the sources looked at, and nothing is generated. Costs one more prompt pass per question.",
+    )
+    answerability_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="The gate refuses when P(yes) that the sources hold the answer is below this. Calibrated on the "
+        "development sets (benchmarks/RESULTS.md, 'Answerability gate').",
+    )
     rewrite_with_history: bool = Field(
         True, description="Rewrite a follow-up question with the chat history before retrieval (one LLM call)."
     )

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api.settings import APISettings
+from kbqa.chat.answerability import AnswerabilityGate
 from kbqa.chat.grounding import KB_USER, grounded_messages
 from kbqa.chat.language import Language, detect_language
 from kbqa.chat.prompts import PromptTemplates
@@ -44,6 +45,10 @@ class Grounded:
     sources: list[dict[str, Any]]
     docs: list[str]
     fixed_answer: str | None  # set when nothing was found and the configured empty answer applies
+    question: str = ""
+    language: Language = "en"
+    # The gate's probability that the sources hold the answer (None: no gate ran); a refusal sets fixed_answer.
+    answerability: float | None = None
 
 
 def _rewriter() -> Callable[..., str] | None:
@@ -68,6 +73,7 @@ class KBChat:
         self.searcher = searcher
         self.client = client
         self.sync_client = sync_client
+        self.gate = AnswerabilityGate(prompts, client)
 
     # --- retrieval (blocking: call from a worker thread) ---------------------------------------------------------
     def search_query(self, query: str, history: list[dict[str, str]]) -> str:
@@ -116,15 +122,27 @@ class KBChat:
             )
         else:
             if self.api.empty_answer:
-                return Grounded([], [], chatchat_docs([], llm_answered_without_docs=False), self.api.empty_answer)
+                docs = chatchat_docs([], llm_answered_without_docs=False)
+                return Grounded([], [], docs, self.api.empty_answer, question, language)
             # Nothing to ground in: the LLM answers on its own (Chatchat's behaviour), so no source instruction.
             prompt = self.prompts.render(KB_USER, "empty", question=question, context="", sources=[], language=language)
             messages = [*history, {"role": "user", "content": prompt}]
         docs = chatchat_docs(sources, llm_answered_without_docs=True)
-        return Grounded(messages, sources, docs, None)
+        return Grounded(messages, sources, docs, None, question, language)
 
     # --- answer -------------------------------------------------------------------------------------------------
+    async def check(self, grounded: Grounded, options: LLMOptions) -> None:
+        """The answerability gate (api.answerability_gate): a refusal, with the sources looked at, when the LLM
+        judges that they do not hold the answer."""
+        if not self.api.answerability_gate or grounded.fixed_answer is not None or not grounded.sources:
+            return
+        score = await self.gate.score(grounded.question, grounded.sources, grounded.language, options.model)
+        grounded.answerability = score
+        if score is not None and score < self.api.answerability_threshold:
+            grounded.fixed_answer = self.refusal(grounded.language)
+
     async def stream(self, grounded: Grounded, options: LLMOptions) -> AsyncIterator[str]:
+        await self.check(grounded, options)
         if grounded.fixed_answer is not None:
             yield grounded.fixed_answer
             return
@@ -133,6 +151,7 @@ class KBChat:
                 yield delta.text
 
     async def complete(self, grounded: Grounded, options: LLMOptions) -> str:
+        await self.check(grounded, options)
         if grounded.fixed_answer is not None:
             return grounded.fixed_answer
         return (await self.client.chat(grounded.messages, **options.kwargs())).text
@@ -142,14 +161,19 @@ async def chatchat_events(
     kb_chat: KBChat, grounded: Grounded, options: LLMOptions, stream: bool
 ) -> AsyncIterator[dict]:
     """Chatchat's event shapes: ``{"answer": token}``… then ``{"docs": [...]}``; one event when not streaming.
-    ``sources`` rides along in the final event for new clients."""
+    ``sources`` (and ``answerability`` when the gate ran) ride along in the final event for new clients."""
     if stream:
         async for token in kb_chat.stream(grounded, options):
             yield {"answer": token}
-        yield {"docs": grounded.docs, "sources": grounded.sources}
+        yield {"docs": grounded.docs, "sources": grounded.sources, **_gate_fields(grounded)}
     else:
         answer = await kb_chat.complete(grounded, options)
-        yield {"answer": answer, "docs": grounded.docs, "sources": grounded.sources}
+        yield {"answer": answer, "docs": grounded.docs, "sources": grounded.sources, **_gate_fields(grounded)}
+
+
+def _gate_fields(grounded: Grounded) -> dict[str, Any]:
+    # Not Chatchat's: new clients (and the answer evaluation) see the gate's verdict; old ones ignore the key.
+    return {} if grounded.answerability is None else {"answerability": round(grounded.answerability, 4)}
 
 
 async def recorded_events(events: AsyncIterator[dict], records: ChatRecords, message_id: str) -> AsyncIterator[dict]:

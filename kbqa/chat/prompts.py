@@ -32,6 +32,13 @@ _KB_SYSTEM = (
     "English. Cite the source of each statement as [n], for example [1]. INSTEAD_EN{% endif %}"
 )
 
+_ANSWERABILITY = (
+    '{% if language == "zh" -%}\n资料：\n{{ context }}\n\n问题：{{ question }}\n\n'
+    "上面的资料中有没有这个问题的答案？只回答“是”或“否”。\n{%- else -%}\nSources:\n{{ context }}\n\n"
+    "Question: {{ question }}\n\nDo the sources above contain the answer to the question? Answer only yes or no."
+    "\n{%- endif %}"
+)
+
 # Used when the file lacks a template, so a trimmed prompts.yaml never breaks a route. Kept in step with
 # configs/prompts.yaml (a test compares them).
 BUILTIN: dict[str, dict[str, str]] = {
@@ -47,6 +54,7 @@ BUILTIN: dict[str, dict[str, str]] = {
             "INSTEAD_EN", "If the sources do not contain the answer, say: {{ refusal }}"
         ),
     },
+    "answerability_check": {"default": _ANSWERABILITY},
 }
 
 # What each type may use; other types (Chatchat's search_engine_chat, agent_chat) are never rendered here and are
@@ -55,6 +63,7 @@ VARIABLES: dict[str, frozenset[str]] = {
     "llm_chat": frozenset({"input", "history"}),
     "knowledge_base_chat": frozenset({"context", "question", "sources", "language"}),
     "knowledge_base_system": frozenset({"language", "refusal", "sources"}),
+    "answerability_check": frozenset({"context", "question", "language"}),
 }
 
 # Rendered without the client naming them (Chatchat's clients send prompt_name "default" on every request): a broken
@@ -66,6 +75,7 @@ SERVER_USED: frozenset[tuple[str, str]] = frozenset(
         ("knowledge_base_chat", "default"),
         ("knowledge_base_chat", "empty"),
         ("knowledge_base_system", "default"),
+        ("answerability_check", "default"),
     }
 )
 

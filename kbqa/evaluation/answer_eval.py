@@ -46,6 +46,7 @@ class ChatAnswer:
     sources: list[dict[str, Any]]
     first_token_s: float | None
     total_s: float
+    answerability: float | None = None
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ScoredAnswer:
     only: bool | None = None
     cited: bool | None = None
     refused: bool = False
+    answerability: float | None = None  # the server's gate score, when its gate ran
 
 
 @dataclass
@@ -107,6 +109,7 @@ def ask(client: httpx.Client, kb: str, question: str, options: ChatRequestOption
     """One streamed KB chat: the answer text, the sources of the last event, and its timings."""
     parts: list[str] = []
     sources: list[dict[str, Any]] = []
+    answerability: float | None = None
     first: float | None = None
     started = time.perf_counter()
     with client.stream("POST", CHAT_PATH, json=_request_body(kb, question, options)) as resp:
@@ -120,7 +123,9 @@ def ask(client: httpx.Client, kb: str, question: str, options: ChatRequestOption
                 parts.append(str(event["answer"]))
             if "sources" in event:
                 sources = list(event["sources"] or [])
-    return ChatAnswer("".join(parts), sources, first, time.perf_counter() - started)
+            if isinstance(event.get("answerability"), int | float):
+                answerability = float(event["answerability"])
+    return ChatAnswer("".join(parts), sources, first, time.perf_counter() - started, answerability)
 
 
 def score(item: AnswerItem, reply: ChatAnswer, empty_answer: str | None) -> ScoredAnswer:
@@ -134,6 +139,7 @@ def score(item: AnswerItem, reply: ChatAnswer, empty_answer: str | None) -> Scor
         first_token_s=reply.first_token_s,
         total_s=reply.total_s,
         refused=is_refusal(reply.answer, empty_answer),
+        answerability=reply.answerability,
     )
     if item.answerable:
         scored.correct = contains_answer(reply.answer, item.answers)

@@ -65,7 +65,8 @@ def test_kb_chat_stream(client: httpx.Client, server: LiveServer) -> None:
     assert answers and all(set(e) == {"answer"} for e in answers)
     assert "".join(e["answer"] for e in answers).strip()
     final = events[-1]
-    assert set(final) == {"docs", "sources"}
+    # The gate is on by default; it reports a score when "yes" or "no" is among the first token's alternatives.
+    assert set(final) - {"answerability"} == {"docs", "sources"}
     assert final["docs"][0].startswith(f"出处 [1] [guide/ports.md]({server.url}/knowledge_base/download_doc?")
     assert "7861" in final["docs"][0]
     source = final["sources"][0]
@@ -77,7 +78,7 @@ def test_kb_chat_stream(client: httpx.Client, server: LiveServer) -> None:
 def test_kb_chat_not_stream_is_one_event(client: httpx.Client) -> None:
     _, events = sse_events(client, "/chat/knowledge_base_chat", _kb_chat_body(stream=False))
     assert len(events) == 1
-    assert set(events[0]) == {"answer", "docs", "sources"} and events[0]["answer"].strip()
+    assert set(events[0]) - {"answerability"} == {"answer", "docs", "sources"} and events[0]["answer"].strip()
     assert events[0]["sources"][0]["file"] == "guide/ports.md"
 
 
@@ -110,7 +111,8 @@ def test_kb_chat_with_conversation_id_is_recorded_for_feedback(client: httpx.Cli
     # Not in Chatchat (its KB chat kept no record): with a conversation_id the answer gets a message_id to rate.
     _, events = sse_events(client, "/chat/knowledge_base_chat", _kb_chat_body(stream=True, conversation_id="kbconv"))
     final = events[-1]
-    assert set(final) == {"docs", "sources", "message_id"} and all("message_id" not in e for e in events[:-1])
+    assert set(final) - {"answerability"} == {"docs", "sources", "message_id"}
+    assert all("message_id" not in e for e in events[:-1])
     from kbqa.db.models import Message
 
     with server.service.db.read() as s:
@@ -206,3 +208,41 @@ def test_list_running_models_asks_only_the_configured_side(client: httpx.Client)
     data = r.json()["data"]
     assert r.status_code == 200 and "SmolLM2-135M-Instruct" in data
     assert "api_key" not in json.dumps(data)
+
+
+def _gated_server(server_factory: ServerFactory, llm_stack: str, **api: object) -> LiveServer:
+    overrides = llm_overrides(llm_stack)
+    srv = server_factory(**{**overrides, "api": {**dict(overrides.get("api", {})), **api}})  # type: ignore[arg-type]
+    with srv.client() as c:
+        assert c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": KB}).json()["code"] == 200
+        files = [("files", ("guide/ports.md", DOC.encode(), "text/markdown"))]
+        assert c.post("/knowledge_base/upload_docs", data={"knowledge_base_name": KB}, files=files).status_code == 200
+    return srv
+
+
+def test_answerability_gate_refuses_below_its_threshold(server_factory: ServerFactory, llm_stack: str) -> None:
+    # English: the bundled 135M model puts "Yes"/"No" among its first tokens there (not for a Chinese question).
+    body = _kb_chat_body(
+        query="Which port does the kbqa API server listen on?", stream=False, temperature=0.0, max_tokens=8
+    )
+    watching = _gated_server(server_factory, llm_stack, answerability_gate=True, answerability_threshold=0.0)
+    with watching.client() as c:
+        _, events = sse_events(c, "/chat/knowledge_base_chat", body)
+    score = events[0]["answerability"]
+    assert 0.0 <= score < 1.0  # "no" is always among the first token's 20 alternatives
+    assert events[0]["answer"] != watching.settings.api.refusal_en  # threshold 0: the model answered
+    # The same question, gate threshold just above its score: the configured refusal, with the sources looked at.
+    strict = _gated_server(
+        server_factory, llm_stack, answerability_gate=True, answerability_threshold=min(1.0, score + 1e-3)
+    )
+    with strict.client() as c:
+        _, refused = sse_events(c, "/chat/knowledge_base_chat", body)
+        _, streamed = sse_events(c, "/chat/knowledge_base_chat", {**body, "stream": True})
+    assert refused[0]["answer"] == strict.settings.api.refusal_en
+    assert "".join(e.get("answer", "") for e in streamed) == strict.settings.api.refusal_en
+    assert refused[0]["answerability"] == score
+    assert refused[0]["sources"][0]["file"] == "guide/ports.md"
+    off = _gated_server(server_factory, llm_stack, answerability_gate=False)
+    with off.client() as c:
+        _, events = sse_events(c, "/chat/knowledge_base_chat", body)
+    assert "answerability" not in events[0] and events[0]["answer"].strip()
