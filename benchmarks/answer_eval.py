@@ -67,10 +67,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_config(work: Path, base_config: Path, api_overrides: dict[str, Any] | None = None) -> Path:
+def write_config(work: Path, base_config: Path, overrides: dict[str, Any] | None = None) -> Path:
     """The project's settings with this run's paths and free loopback ports (root stays the project, so the
     prompts are the project's configs/prompts.yaml)."""
-    base = _merge(yaml.safe_load(base_config.read_text(encoding="utf-8")) or {}, {"api": api_overrides or {}})
+    base = _merge(yaml.safe_load(base_config.read_text(encoding="utf-8")) or {}, overrides or {})
     controller, worker, openai = free_port(), free_port(), free_port()
     ports = {
         "root": str(ROOT),
@@ -163,6 +163,7 @@ def main() -> None:
         help="run the gate without refusing (threshold 0), then print the threshold that refuses the most "
         "unanswerable questions for at most 0.03 less answer accuracy, and the scores at it",
     )
+    ap.add_argument("--worker-backend", help="the worker's llm.worker.backend (default: the config's, auto)")
     args = ap.parse_args()
     api_overrides: dict[str, Any] = {}
     if args.no_gate:
@@ -185,7 +186,10 @@ def main() -> None:
         api_url, settings = args.api_url, load_settings(args.config)
     else:
         work = args.workdir.resolve()
-        config = write_config(work, args.config, api_overrides)
+        overrides: dict[str, Any] = {"api": api_overrides}
+        if args.worker_backend:
+            overrides["llm"] = {"worker": {"backend": args.worker_backend}}
+        config = write_config(work, args.config, overrides)
         settings = load_settings(config)
         for lang in langs:
             build_kb(settings, f"answers-{lang}", lang)
