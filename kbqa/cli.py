@@ -277,7 +277,7 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
         items = items[: args.limit]
     api = settings.api
     url = args.api_url or service_url(api.host, api.port)
-    key = args.api_key or (api.api_keys[0].get_secret_value() if api.api_keys else None)
+    key = args.api_key or api.widest_key()
     options = ChatRequestOptions(
         temperature=args.temperature, top_k=args.top_k, max_tokens=args.max_tokens, score_threshold=args.score_threshold
     )

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
+from kbqa.api.auth import may_use
 from kbqa.api.context import Ctx
 from kbqa.api.errors import OPENAI_PREFIX
 from kbqa.api.schemas import KBCompletionRequest, sse_responses
@@ -27,8 +28,8 @@ router = APIRouter(prefix=OPENAI_PREFIX, tags=["Knowledge base as an OpenAI mode
 
 
 @router.get("/models", summary="Knowledge bases, listed as OpenAI models")
-async def models(ctx: Ctx) -> dict[str, Any]:
-    kbs = await run_in_threadpool(ctx.service.list_kbs)
+async def models(request: Request, ctx: Ctx) -> dict[str, Any]:
+    kbs = [kb for kb in await run_in_threadpool(ctx.service.list_kbs) if may_use(request, kb.name)]
     return {
         "object": "list",
         "data": [
