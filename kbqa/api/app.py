@@ -15,7 +15,17 @@ from kbqa.api.context import AppContext
 from kbqa.api.docs import mount_docs
 from kbqa.api.errors import register_error_handlers
 from kbqa.api.middleware import APIKeyMiddleware, BodyLimitMiddleware
-from kbqa.api.routers import auth_routes, chat, jobs, knowledge_base, llm_model, native, openai_kb, server
+from kbqa.api.routers import (
+    auth_routes,
+    backup,
+    chat,
+    jobs,
+    knowledge_base,
+    llm_model,
+    native,
+    openai_kb,
+    server,
+)
 from kbqa.api.schemas import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES
 from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.settings import Settings
@@ -45,7 +55,7 @@ def create_app(settings: Settings, service: KnowledgeBaseService | None = None) 
     app.state.ctx = ctx
     register_error_handlers(app)
     mount_docs(app)
-    for group in (chat, knowledge_base, llm_model, server, jobs, native, auth_routes):
+    for group in (chat, knowledge_base, backup, llm_model, server, jobs, native, auth_routes):
         app.include_router(group.router, responses=ERROR_RESPONSES)
     app.include_router(openai_kb.router, responses=OPENAI_ERROR_RESPONSES)
 

@@ -97,6 +97,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("POST", "/knowledge_base/kb_summary_api/{operation}"): _A,
     ("POST", "/knowledge_base/export"): _A,
     ("POST", "/knowledge_base/import"): _A,
+    ("GET", "/knowledge_base/download_backup"): _A,
     ("POST", "/llm_model/stop"): _A,
     ("POST", "/llm_model/change"): _A,
     ("POST", "/llm_model/change_model"): _A,

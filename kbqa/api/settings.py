@@ -79,6 +79,11 @@ class APISettings(BaseModel):
         None,
         description="Where /knowledge_base/upload_temp_docs keeps files for file chat. Empty: <kb_root>/.kbqa-temp.",
     )
+    backup_dir: Path | None = Field(
+        None,
+        description="Where /knowledge_base/export writes archives (downloaded with /knowledge_base/download_backup) "
+        "and /knowledge_base/import keeps an upload while it is imported. Empty: <kb_root>/.backups.",
+    )
     temp_kb_cache: int = Field(
         10,
         ge=1,
