@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -114,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         table = "\n".join(lines)
         print(table)
         if args.write_results:
-            section = (
-                f"{SECTION}\n\n"
+            intro = (
                 f"Command: `python benchmarks/kb_backup.py --docs {args.docs} --repeat {args.repeat} --write-results`, "
                 f"{time.strftime('%Y-%m-%d')}, {platform.machine()} with {os.cpu_count()} CPUs (shared with other "
                 f"work: figures are noisy). KB: {info.file_count} development documents (half English Wikipedia "
@@ -125,13 +125,9 @@ def main(argv: list[str] | None = None) -> None:
                 "once for the checksums, then unpacked into staging, rows and keyword index written, FAISS index "
                 "built from the stored vectors and saved, one commit), embedding model already loaded. `tar` = "
                 "a plain `tar -cf` / `tar -xf` of the whole knowledge-base root (folders and info.db) in the same "
-                "run, which is only safe with the server stopped. Medians of the repeats.\n\n"
-                f"{table}\n\n"
-                "Reading the figures: the export is larger than the folder's tar only by the chunk texts it writes "
-                "as JSON; it is slower than tar because it reads the rows out of SQLite and hashes every byte. The "
-                "import reads the archive twice (checksums first, nothing written until they all match) and "
-                "rebuilds the rows, keyword and vector indexes, and it still needs no embedding model run.\n"
+                "run, which is only safe with the server stopped. Medians of the repeats."
             )
+            section = f"{SECTION}\n\n{textwrap.fill(intro, 120, break_on_hyphens=False)}\n\n{table}\n"
             replace_section(SECTION, section)
     finally:
         shutil.rmtree(work, ignore_errors=True)
