@@ -28,6 +28,7 @@ from kbqa.api.routers import (
 )
 from kbqa.api.schemas import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES
 from kbqa.knowledge.service import KnowledgeBaseService
+from kbqa.observability.metrics import METRICS_PATH, instrument_app, open_metrics_path
 from kbqa.settings import Settings
 
 
@@ -60,8 +61,10 @@ def create_app(settings: Settings, service: KnowledgeBaseService | None = None) 
     app.include_router(openai_kb.router, responses=OPENAI_ERROR_RESPONSES)
 
     api = settings.api
+    metrics = settings.metrics
     # Added innermost first: CORS answers preflights before auth, the size limit applies before any parsing.
-    app.add_middleware(APIKeyMiddleware, keys=KeyRing(api.keys()))
+    open_paths = frozenset({METRICS_PATH}) if open_metrics_path(metrics) else frozenset()
+    app.add_middleware(APIKeyMiddleware, keys=KeyRing(api.keys()), open_paths=open_paths)
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(api.max_upload_mb * (1 << 20)))
     if api.cors_origins:
         app.add_middleware(
@@ -71,4 +74,5 @@ def create_app(settings: Settings, service: KnowledgeBaseService | None = None) 
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    instrument_app(app, "api", metrics, ctx.metrics.registry)
     return app

@@ -55,6 +55,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("GET", "/health"): _R,
     ("GET", "/ready"): _R,
     ("GET", "/auth/whoami"): _R,
+    ("GET", "/metrics"): _R,  # a plain route (no dependency): any valid key, or metrics.api_key alone when set
     # chat and retrieval
     ("POST", "/chat/chat"): _R,
     ("POST", "/chat/feedback"): _R,

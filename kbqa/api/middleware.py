@@ -26,9 +26,10 @@ class APIKeyMiddleware:
     """Accept ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; refuse everything else with 401. The key's
     :class:`~kbqa.api.auth.Principal` goes into the scope for :func:`~kbqa.api.auth.authorize`."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.keys = keys
+        self.open_paths = open_paths  # routes with a key of their own (/metrics with metrics.api_key)
 
     def _principal(self, scope: Scope) -> Principal | None:
         given: list[bytes] = []
@@ -40,7 +41,7 @@ class APIKeyMiddleware:
         return self.keys.find(given)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys:
+        if scope["type"] != "http" or not self.keys or scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
             return
         principal = self._principal(scope)
