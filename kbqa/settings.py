@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
 from kbqa.llm.settings import LLMSettings
-from kbqa.observability.settings import MetricsSettings
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 from kbqa.webui.settings import WebUISettings
 
 CONFIG_ENV = "KBQA_CONFIG"
@@ -196,6 +196,7 @@ class Settings(BaseSettings):
     webui: WebUISettings = Field(default_factory=WebUISettings)
     launcher: LauncherSettings = Field(default_factory=LauncherSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
     def settings_customise_sources(

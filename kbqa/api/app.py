@@ -28,7 +28,8 @@ from kbqa.api.routers import (
 )
 from kbqa.api.schemas import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES
 from kbqa.knowledge.service import KnowledgeBaseService
-from kbqa.observability.metrics import METRICS_PATH, instrument_app, open_metrics_path
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.metrics import METRICS_PATH, open_metrics_path
 from kbqa.settings import Settings
 
 
@@ -74,5 +75,5 @@ def create_app(settings: Settings, service: KnowledgeBaseService | None = None) 
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    instrument_app(app, "api", metrics, ctx.metrics.registry)
+    instrument_app(app, "api", metrics, ctx.metrics.registry, settings.logging)
     return app

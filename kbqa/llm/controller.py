@@ -44,8 +44,8 @@ from kbqa.llm.protocol import (
     WorkerStatus,
 )
 from kbqa.llm.settings import ControllerSettings
-from kbqa.observability.metrics import instrument_app
-from kbqa.observability.settings import MetricsSettings
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ async def fetch_status(client: httpx.AsyncClient, worker: str) -> WorkerStatus:
         raise UpstreamError(f"cannot get the status of worker {worker}: {exc}", param="worker_name") from exc
 
 
-def create_app(settings: ControllerSettings, metrics: MetricsSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ControllerSettings, metrics: MetricsSettings | None = None, log_settings: LoggingSettings | None = None
+) -> FastAPI:
     registry = WorkerRegistry(settings.heartbeat_expiration_s)
     client = httpx.AsyncClient(timeout=settings.status_timeout_s)
 
@@ -261,7 +263,7 @@ def create_app(settings: ControllerSettings, metrics: MetricsSettings | None = N
     Gauge(
         "kbqa_controller_requests_in_flight", "Requests dispatched and not yet released", registry=metrics_registry
     ).set_function(lambda: sum(w.in_flight for w in registry.workers.values()))
-    instrument_app(app, "controller", metrics or MetricsSettings(), metrics_registry)
+    instrument_app(app, "controller", metrics, metrics_registry, log_settings)
     return app
 
 
@@ -277,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = ControllerSettings.model_validate(
         {**settings.model_dump(), **{k: v for k, v in update.items() if v is not None}}
     )
-    run_app(create_app(settings, everything.metrics), settings.host, settings.port, args.log_level)
+    app = create_app(settings, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

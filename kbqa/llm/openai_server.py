@@ -45,8 +45,10 @@ from kbqa.llm.protocol import (
     ModelList,
 )
 from kbqa.llm.settings import OpenAIServerSettings
-from kbqa.observability.metrics import METRICS_PATH, instrument_app, open_metrics_path
-from kbqa.observability.settings import MetricsSettings
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.metrics import METRICS_PATH, open_metrics_path
+from kbqa.observability.request_log import current_request_id
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 # Every error of this server is OpenAI's envelope; documented so generated clients and contract tests know it.
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -104,7 +106,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        # The id the request-log layer outside set (the client's X-Request-ID, or a new one): one id per request.
+        request_id = current_request_id() or headers.get("x-request-id") or uuid.uuid4().hex
 
         async def send_tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -123,7 +126,10 @@ class AuthMiddleware:
 
 
 def create_app(
-    settings: OpenAIServerSettings, local: LocalEmbedders | None = None, metrics: MetricsSettings | None = None
+    settings: OpenAIServerSettings,
+    local: LocalEmbedders | None = None,
+    metrics: MetricsSettings | None = None,
+    log_settings: LoggingSettings | None = None,
 ) -> FastAPI:
     metrics = metrics or MetricsSettings()
     pool = WorkerPool(settings, local)
@@ -198,7 +204,7 @@ def create_app(
     async def health() -> HealthResponse:
         return HealthResponse(detail={"models": [m.id for m in await pool.models(fresh=True)]})
 
-    instrument_app(app, "openai", metrics)
+    instrument_app(app, "openai", metrics, log_settings=log_settings)
     return app
 
 
@@ -250,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             local = LocalEmbedders(settings.embedding_models, everything.embedding)
         except KBQAError as exc:
             parser.exit(2, f"kbqa openai server: {exc.message}\n")
-    run_app(create_app(settings, local, everything.metrics), settings.host, settings.port, args.log_level)
+    app = create_app(settings, local, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

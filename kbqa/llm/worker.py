@@ -42,8 +42,8 @@ from kbqa.llm.protocol import (
 )
 from kbqa.llm.settings import WorkerSettings
 from kbqa.llm.worker_metrics import WorkerMetrics
-from kbqa.observability.metrics import instrument_app
-from kbqa.observability.settings import MetricsSettings
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,12 @@ async def collect(stream: EventStream) -> GenerateResult:
     raise InternalError("generation ended without a finish event")
 
 
-def create_app(backend: ModelBackend, settings: WorkerSettings, metrics: MetricsSettings | None = None) -> FastAPI:
+def create_app(
+    backend: ModelBackend,
+    settings: WorkerSettings,
+    metrics: MetricsSettings | None = None,
+    log_settings: LoggingSettings | None = None,
+) -> FastAPI:
     link = ControllerLink(settings, backend) if settings.register_with_controller else None
     registry = CollectorRegistry()
     counted = WorkerMetrics(registry, backend)
@@ -218,7 +223,7 @@ def create_app(backend: ModelBackend, settings: WorkerSettings, metrics: Metrics
             detail["registered"] = link.registered.is_set()
         return HealthResponse(detail=detail)
 
-    instrument_app(app, "worker", metrics or MetricsSettings(), registry)
+    instrument_app(app, "worker", metrics, registry, log_settings)
     return app
 
 
@@ -265,13 +270,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = WorkerSettings.model_validate(settings.model_dump())
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, everything.logging)
     try:
         backend = load_backend(settings)
     except LLMError as exc:
         # A wrong path or device is the operator's to fix: say so in one line, not a traceback.
         parser.exit(2, f"kbqa worker: {exc.message}\n")
-    run_app(create_app(backend, settings, everything.metrics), settings.host, settings.port, args.log_level)
+    app = create_app(backend, settings, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import time
 
-from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -105,16 +104,3 @@ def metrics_route(registry: CollectorRegistry, settings: MetricsSettings) -> Rou
 def open_metrics_path(settings: MetricsSettings) -> bool:
     """Whether /metrics should pass a server's own key check: it has a key of its own."""
     return settings.enabled and settings.api_key is not None
-
-
-def instrument_app(
-    app: FastAPI, server: str, settings: MetricsSettings, registry: CollectorRegistry | None = None
-) -> CollectorRegistry:
-    """Give ``app`` GET /metrics and request counting (``server`` labels its series). Call it after the app's other
-    middleware: the counting layer goes outermost, so refused requests are counted too. Returns the registry for the
-    server's own metrics."""
-    registry = registry if registry is not None else CollectorRegistry()
-    if settings.enabled:
-        app.router.routes.append(metrics_route(registry, settings))
-        app.add_middleware(MetricsMiddleware, metrics=HTTPMetrics(registry, server))
-    return registry
