@@ -480,7 +480,8 @@ def import_kb(
             raise KBExists(f"knowledge base {target} already exists; import it under another name or overwrite it")
         if not exists and folder.content.is_dir() and any(folder.content.iterdir()):
             raise KBExists(
-                f"{folder.content} holds files of no knowledge base; move them away or import under another name"
+                f"the folder of {target} (<kb_root>/{target}/content) holds files of no knowledge base; move them "
+                "away or import under another name"
             )
         with service.db.session() as s:
             repo.drop_staging(s, staging)

@@ -425,3 +425,18 @@ def test_cli_export_and_import(source: KnowledgeBaseService, tmp_path: Path) -> 
     listed = kbqa("b.yaml", "kb", "list")
     assert listed.stdout.startswith("restored\t8 files")
     shutil.rmtree(tmp_path / "other")
+
+
+def test_files_of_no_kb_under_the_name_are_not_overwritten(
+    archive: Path, tmp_path: Path, embedders: EmbedderPool
+) -> None:
+    """A folder someone put there by hand (Chatchat's way of starting a KB) is nobody's to replace."""
+    svc = _service(tmp_path, embedders)
+    hand_made = svc.kb_root / "docs" / "content" / "draft.md"
+    hand_made.parent.mkdir(parents=True)
+    hand_made.write_text("my draft", encoding="utf-8")
+    with pytest.raises(KBExists, match="holds files of no knowledge base"):
+        backup.import_kb(svc, archive)
+    assert hand_made.read_text(encoding="utf-8") == "my draft" and not svc.exists("docs")
+    assert not list(svc.kb_root.glob(".import.*"))
+    svc.close()
