@@ -53,10 +53,16 @@ class WorkerMetrics:
             buckets=BATCH_BUCKETS,
         )
         # Read when scraped, from the backend when it knows, else from the streams counted here.
-        Gauge("kbqa_worker_requests_running", "Requests being decoded", registry=registry).set_function(self.running)
-        Gauge("kbqa_worker_requests_waiting", "Requests waiting for a batch slot", registry=registry).set_function(
-            self.waiting
-        )
+        Gauge(
+            "kbqa_worker_requests_running",
+            "Requests being decoded (backend figure, else: streams past their first token)",
+            registry=registry,
+        ).set_function(self.running)
+        Gauge(
+            "kbqa_worker_requests_waiting",
+            "Requests waiting for a batch slot (backend figure, else: streams before their first token)",
+            registry=registry,
+        ).set_function(self.waiting)
         Gauge(
             "kbqa_worker_kv_cache_bytes", "KV cache memory (0: not reported by the backend)", registry=registry
         ).set_function(lambda: float(self.backend.stats().kv_cache_bytes or 0))
