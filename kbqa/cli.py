@@ -76,7 +76,8 @@ def _kb_names(service: KnowledgeBaseService, requested: Sequence[str] | None) ->
     root = service.kb_root
     if root.is_dir():
         for child in root.iterdir():
-            if child.is_dir() and not child.is_symlink() and (child / "content").is_dir():
+            # dot-names are kbqa's own (an import's staging folder), never a knowledge base
+            if child.is_dir() and not child.is_symlink() and (child / "content").is_dir() and child.name[0] != ".":
                 names.add(child.name)
     return sorted(names)
 
@@ -179,6 +180,67 @@ def cmd_kb_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup_progress():  # type: ignore[no-untyped-def]
+    """A progress function for export and import: one bar for the files, one for re-embedding if it happens."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(event: dict) -> None:  # type: ignore[type-arg]
+        stage = event.get("stage", "files")
+        bar = bars.get(stage)
+        if bar is None:
+            unit = "chunk" if stage == "embedding" else "file"
+            bar = bars[stage] = tqdm(total=event["total"], desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar.n = int(event["finished"])
+        bar.refresh()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return update, close
+
+
+def cmd_kb_export(args: argparse.Namespace) -> int:
+    from kbqa.knowledge.backup import export_kb
+
+    service = _service(args)
+    update, close = _backup_progress()
+    try:
+        report = export_kb(service, args.name, Path(args.file), progress=update)
+    finally:
+        close()
+    mb = report.bytes / (1 << 20)
+    print(f"exported {report.kb}: {report.files} files, {report.chunks} chunks, {mb:.1f} MiB in {report.seconds:.1f}s")
+    for rel, reason in sorted(report.skipped.items()):
+        print(f"  left out: {rel}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_kb_import(args: argparse.Namespace) -> int:
+    from kbqa.knowledge.backup import import_kb
+
+    service = _service(args)
+    update, close = _backup_progress()
+    try:
+        report = import_kb(
+            service,
+            Path(args.file),
+            new_name=args.as_name,
+            overwrite=args.overwrite,
+            reembed=args.reembed,
+            embed_model=args.embed_model,
+            vs_type=args.vs_type,
+            progress=update,
+        )
+    finally:
+        close()
+    again = f", {report.reembedded} embedded again with {report.embed_model}" if report.reembedded else ""
+    print(f"imported {report.kb}: {report.files} files, {report.chunks} chunks{again} in {report.seconds:.1f}s")
+    return 0
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     """Copy files or folders into a KB's content folder and ingest them."""
     service = _service(args)
@@ -278,7 +340,7 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
         items = items[: args.limit]
     api = settings.api
     url = args.api_url or service_url(api.host, api.port)
-    key = args.api_key or (api.api_keys[0].get_secret_value() if api.api_keys else None)
+    key = args.api_key or api.widest_key()
     options = ChatRequestOptions(
         temperature=args.temperature, top_k=args.top_k, max_tokens=args.max_tokens, score_threshold=args.score_threshold
     )
@@ -365,6 +427,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = kb.add_parser("files", help="list a knowledge base's files")
     p.add_argument("name")
     p.set_defaults(func=cmd_kb_files)
+    p = kb.add_parser(
+        "export", help="write a knowledge base (files, settings, chunks, embeddings, keywords) to one archive"
+    )
+    p.add_argument("name")
+    p.add_argument("file", help="archive to write: .tar, or .tar.gz / .tgz to compress")
+    p.set_defaults(func=cmd_kb_export)
+    p = kb.add_parser("import", help="restore a knowledge base from an archive written by `kbqa kb export`")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_name", metavar="NEW", help="import under this name (default: the archive's)")
+    p.add_argument("--overwrite", action="store_true", help="replace a knowledge base of the same name")
+    p.add_argument(
+        "--reembed",
+        action="store_true",
+        help="embed the chunks again (needed when this server does not run the archive's embedding model)",
+    )
+    p.add_argument(
+        "--embed-model", help="with --reembed: the model to use (default: the archive's, else embedding.model)"
+    )
+    p.add_argument("--vs-type", help="vector store to build (default: the archive's)")
+    p.set_defaults(func=cmd_kb_import)
 
     p = sub.add_parser("add", help="copy files or folders into a knowledge base and ingest them")
     p.add_argument("kb")

@@ -79,6 +79,20 @@ class InvalidOption(KBQAError):
     status_code = 400
 
 
+class InvalidBackup(KBQAError):
+    """A knowledge-base archive that is not kbqa's, is truncated or altered (a checksum differs), or holds an unsafe
+    member (a path leaving the knowledge base's folder, a link, a device). Nothing was written."""
+
+    status_code = 400
+
+
+class BackupModelMismatch(KBQAError):
+    """An archive's embeddings come from a model this server does not run (or with another dimension): importing
+    them as they are would make every search meaningless. The message says how to import with re-embedding."""
+
+    status_code = 409
+
+
 class EmbeddingModelError(KBQAError):
     """The configured embedding model cannot be found or loaded."""
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
 from kbqa.llm.settings import LLMSettings
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 from kbqa.webui.settings import WebUISettings
 
 CONFIG_ENV = "KBQA_CONFIG"
@@ -194,6 +195,8 @@ class Settings(BaseSettings):
     api: APISettings = Field(default_factory=APISettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)
     launcher: LauncherSettings = Field(default_factory=LauncherSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
     def settings_customise_sources(

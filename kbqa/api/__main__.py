@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 
 from kbqa.api.app import create_app
 from kbqa.errors import KBQAError
+from kbqa.observability.log_format import configure_logging
 from kbqa.settings import load_settings
 
 
@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ssl-certfile")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     try:
         settings = load_settings(args.config)
+        configure_logging(args.log_level, settings.logging)
         app = create_app(settings)
     except KBQAError as exc:
         # e.g. a foreign or newer database: one sentence, no traceback, nothing served.
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         ssl_keyfile=args.ssl_keyfile,
         ssl_certfile=args.ssl_certfile,
+        log_config=None,  # keep the handler configured above (text or JSON, with request ids)
+        access_log=False,  # the app writes its own line per request
     )
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
 
+from kbqa.api.metrics import APIMetrics
 from kbqa.chat.file_chat import TempKBStore
 from kbqa.chat.kb_chat import KBChat
 from kbqa.chat.llm_chat import LLMChat
@@ -40,6 +42,7 @@ class AppContext:
     llm: AsyncLLMClient
     llm_sync: LLMClient
     query_embedders: EmbedderPool  # interactive embedding (queries, /other/embed_texts), apart from ingestion
+    metrics: APIMetrics
 
     @classmethod
     def build(cls, settings: Settings, service: KnowledgeBaseService | None = None) -> AppContext:
@@ -54,7 +57,8 @@ class AppContext:
         records = ChatRecords(service.db)
         # Queries get their own model instances so they never wait behind an ingestion batch (see _QueryView).
         query_embedders = EmbedderPool(settings.embedding) if api.separate_query_embedder else service.embedders
-        searcher = make_searcher(service, settings, query_embedders)
+        metrics = APIMetrics(CollectorRegistry())
+        searcher = metrics.timed_searcher(make_searcher(service, settings, query_embedders))
         llm = AsyncLLMClient(settings.llm.client)
         llm_sync = LLMClient(settings.llm.client)
         temp_root = settings.resolve(api.temp_dir) if api.temp_dir else settings.kb_root / ".kbqa-temp"
@@ -66,10 +70,14 @@ class AppContext:
             int(settings.kb.max_file_mb * (1 << 20)),
         )
         temp_kbs.clean()
+        jobs = JobManager(
+            api.ingest_workers, api.max_queued_jobs, api.job_history, JobStore(service.db), metrics.job_event
+        )
+        metrics.watch_jobs(jobs)
         return cls(
             settings=settings,
             service=service,
-            jobs=JobManager(api.ingest_workers, api.max_queued_jobs, api.job_history, JobStore(service.db)),
+            jobs=jobs,
             searcher=searcher,
             prompts=prompts,
             records=records,
@@ -79,6 +87,7 @@ class AppContext:
             llm=llm,
             llm_sync=llm_sync,
             query_embedders=query_embedders,
+            metrics=metrics,
         )
 
     def split(

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from fastapi import Request
 
+from kbqa.api.auth import check_kb
 from kbqa.errors import InvalidName, InvalidPath
 from kbqa.knowledge.naming import normalize_relative_path, validate_kb_name
 
@@ -19,7 +20,9 @@ def kb_name(request: Request, raw: object) -> str:
         raise InvalidName("knowledge base name must be a string")
     decoded = unquote(raw)
     request.state.kb_name = decoded  # for Chatchat's messages, which name the KB
-    return validate_kb_name(decoded)
+    kb = validate_kb_name(decoded)
+    check_kb(request, kb)  # a key limited to other knowledge bases stops here, whatever the route
+    return kb
 
 
 def file_path(raw: object) -> str:

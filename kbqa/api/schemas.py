@@ -382,3 +382,9 @@ class KBCompletionRequest(_Body):
     top_k: int | None = _TOP_K
     score_threshold: float | None = _THRESHOLD
     prompt_name: str = Field("default", max_length=MODEL_NAME_MAX)
+
+
+class ExportRequest(_Body):
+    knowledge_base_name: KBName
+    compress: bool = Field(False, description="gzip the archive (.kbqa.tar.gz): smaller, slower")
+    background: bool = Field(False, description="Return a job id at once (HTTP 202) instead of waiting")

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from kbqa.cors import check_origins
+
+KeyScope = Literal["read", "write", "admin"]
+
+
+class APIKey(BaseModel):
+    """One entry of ``api.api_keys`` written as a mapping; a plain string entry is the same with scope admin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: SecretStr = Field(description="The secret sent as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
+    scope: KeyScope = Field(
+        "admin",
+        description="read: search, chat, list and download; write: also upload, re-index and delete files, cancel "
+        "jobs; admin: also create, delete, describe, rebuild, export and import knowledge bases, model changes.",
+    )
+    knowledge_bases: list[str] | None = Field(
+        None,
+        max_length=10_000,
+        description="Knowledge bases this key may see and use (exact names). Empty: all of them.",
+    )
+    name: str = Field("", max_length=100, description="A label for the key in logs (never the key itself).")
 
 
 class APISettings(BaseModel):
@@ -18,10 +40,11 @@ class APISettings(BaseModel):
         "proxy or other hosts must reach the server, and then set api_keys.",
     )
     port: int = Field(7861, ge=1, le=65535, description="Port (Chatchat's API_SERVER port).")
-    api_keys: list[SecretStr] = Field(
+    api_keys: list[SecretStr | APIKey] = Field(
         default_factory=list,
         description="Keys accepted as 'Authorization: Bearer <key>' or 'X-API-Key: <key>' on every route, the docs "
-        "included. Empty: no authentication.",
+        "included. Each entry is a plain string (a key with every right, as in Chatchat) or a mapping {key, scope: "
+        "read|write|admin, knowledge_bases: [names], name}. Empty: no authentication.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -55,6 +78,11 @@ class APISettings(BaseModel):
     temp_dir: Path | None = Field(
         None,
         description="Where /knowledge_base/upload_temp_docs keeps files for file chat. Empty: <kb_root>/.kbqa-temp.",
+    )
+    backup_dir: Path | None = Field(
+        None,
+        description="Where /knowledge_base/export writes archives (downloaded with /knowledge_base/download_backup) "
+        "and /knowledge_base/import keeps an upload while it is imported. Empty: <kb_root>/.backups.",
     )
     temp_kb_cache: int = Field(
         10,
@@ -114,6 +142,17 @@ class APISettings(BaseModel):
     )
     sse_ping_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments.")
     controller_timeout_s: float = Field(5.0, gt=0, description="Timeout asking the LLM controller for its models.")
+
+    def keys(self) -> list[APIKey]:
+        """Every configured key as an :class:`APIKey`, plain strings as admin keys of every knowledge base."""
+        return [k if isinstance(k, APIKey) else APIKey(key=k) for k in self.api_keys]
+
+    def widest_key(self) -> str | None:
+        """The key with the most rights (admin over every knowledge base first): what a process started together
+        with this server (the web UI, the readiness probe, `kbqa eval`) sends. None without keys."""
+        rank = {"read": 0, "write": 1, "admin": 2}
+        ranked = sorted(self.keys(), key=lambda k: (rank[k.scope], k.knowledge_bases is None), reverse=True)
+        return ranked[0].key.get_secret_value() if ranked else None
 
     @field_validator("cors_origins")
     @classmethod

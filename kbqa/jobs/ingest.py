@@ -1,18 +1,23 @@
-"""Job bodies for the ingestion routes: upload, update, rebuild. Each returns an :class:`IngestReport`."""
+"""Job bodies for the ingestion routes: upload, update, rebuild (each returns an :class:`IngestReport`), and backup:
+export and import (each returns a :class:`BackupReport`)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kbqa.errors import FileNotInKB
 from kbqa.ingest.document import Document
 from kbqa.ingest.splitters import SplitConfig
+from kbqa.knowledge import backup
+from kbqa.knowledge.backup import BackupReport
 from kbqa.knowledge.service import IngestReport, KnowledgeBaseService
 
 Progress = Callable[[dict[str, Any]], None]
 JobFn = Callable[[Progress, threading.Event], IngestReport]
+BackupJobFn = Callable[[Progress, threading.Event], BackupReport]
 
 
 def summarize(report: IngestReport) -> dict[str, Any]:
@@ -93,5 +98,35 @@ def recreate_job(
         return service.recreate(
             kb, embed_model=embed_model, vs_type=vs_type, split=split, progress=progress, cancel=cancel
         )
+
+    return run
+
+
+def export_job(service: KnowledgeBaseService, kb: str, target: Path) -> BackupJobFn:
+    def run(progress: Progress, cancel: threading.Event) -> BackupReport:
+        return backup.export_kb(service, kb, target, progress=progress, cancel=cancel)
+
+    return run
+
+
+def import_job(
+    service: KnowledgeBaseService, archive: Path, new_name: str, overwrite: bool, reembed: bool, embed_model: str | None
+) -> BackupJobFn:
+    """Import ``archive`` (an upload the job owns: removed when the job ends, however it ends)."""
+
+    def run(progress: Progress, cancel: threading.Event) -> BackupReport:
+        try:
+            return backup.import_kb(
+                service,
+                archive,
+                new_name=new_name,
+                overwrite=overwrite,
+                reembed=reembed,
+                embed_model=embed_model,
+                progress=progress,
+                cancel=cancel,
+            )
+        finally:
+            archive.unlink(missing_ok=True)
 
     return run

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 JobFn = Callable[[Progress, threading.Event], Any]
+Observer = Callable[["Job", dict[str, Any]], None]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 INTERRUPTED = "interrupted"  # the server stopped while the job was queued or running
@@ -106,8 +107,17 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, workers: int, max_queued: int, history: int, store: JobStore | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_queued: int,
+        history: int,
+        store: JobStore | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        """``observer`` sees every progress event of every job (metrics), in the job's thread."""
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kbqa-job")
+        self._observer = observer
         self._max_queued = max_queued
         self._history = history
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -152,6 +162,11 @@ class JobManager:
         def progress(event: dict[str, Any]) -> None:
             nonlocal last_saved
             job.record(event)
+            if self._observer is not None:
+                try:
+                    self._observer(job, event)
+                except Exception:  # counting must never fail the job
+                    log.exception("job observer failed")
             if time.monotonic() - last_saved >= PROGRESS_EVERY_S:
                 self._save(job)
                 last_saved = time.monotonic()
@@ -196,6 +211,10 @@ class JobManager:
     def list(self) -> list[Job]:
         with self._lock:
             return list(reversed(self._jobs.values()))
+
+    def count(self, status: str) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.status == status)
 
     def cancel(self, job_id: str) -> Job:
         """Ask a job to stop: a queued one never starts; a running one stops after its current commit group."""

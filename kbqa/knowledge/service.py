@@ -9,6 +9,7 @@ published index and never wait for a writer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from kbqa.ingest.document import Document
 from kbqa.ingest.keywords import index_text
 from kbqa.ingest.pipeline import PreparedFile, embed_files, prepare_file, prepare_many, text_sha256
 from kbqa.ingest.splitters import SplitConfig
-from kbqa.knowledge import chatchat_import
+from kbqa.knowledge import backup, chatchat_import
 from kbqa.knowledge.chatchat_import import PENDING, ImportReport
 from kbqa.knowledge.content import FileDigest, KBFolder, digest_file
 from kbqa.knowledge.index_cache import IndexCache, IndexState
@@ -155,6 +156,8 @@ class KnowledgeBaseService:
                 if report is not None:
                     report.old_indexes = sum(len(self.folder(kb).chatchat_vector_stores()) for kb in report.kbs)
             self.db.create_tables()
+        # Before the staging rows go: an import's staging KB still there is what says its commit never happened.
+        backup.recover_imports(self.kb_root, self.db)
         self._drop_stale_staging()
         return report
 
@@ -206,6 +209,14 @@ class KnowledgeBaseService:
                     self._writing[name] -= 1
                     if not self._writing[name]:
                         del self._writing[name]
+
+    def write_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """The KB's writer lock (this process's threads and other processes), for operations built outside this
+        class on its rows and files (backup and restore)."""
+        return self._writer(name)
+
+    def drop_staging(self, staging: str) -> None:
+        self._drop_staging(staging)
 
     def default_split(self) -> SplitConfig:
         kb = self.settings.kb

@@ -98,7 +98,8 @@ def plan(settings: Settings, selection: Selection, config_file: str | None) -> l
         specs.append(ServiceSpec("openai_api", argv, o.host, o.port, probe, openai_url))
     if "api" in wanted:
         a = settings.api
-        probe = answers_ok("/ready", _bearer(a.api_keys[0].get_secret_value()) if a.api_keys else None)
+        key = a.widest_key()
+        probe = answers_ok("/ready", _bearer(key) if key else None)
         argv = [py, "-m", "kbqa.api", *listen(a.host, a.port)]
         env = _api_llm_env(settings, selection, openai_url)
         if local_llm:  # where the API server asks which models run (/llm_model/list_running_models)
@@ -153,5 +154,5 @@ def _webui_spec(settings: Settings, api_url: str, common: list[str]) -> ServiceS
     if settings.api.api_keys and ui.api_key is None:
         # The UI started with the API server it talks to gets one of its keys, so `startup.py -a` works with
         # api.api_keys set and nobody has to type the key into the sidebar.
-        env["KBQA_WEBUI__API_KEY"] = settings.api.api_keys[0].get_secret_value()
+        env["KBQA_WEBUI__API_KEY"] = settings.api.widest_key() or ""
     return ServiceSpec("webui", argv, ui.host, ui.port, answers_ok("/_stcore/health"), url, env=env)

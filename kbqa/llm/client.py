@@ -23,6 +23,7 @@ import httpx
 
 from kbqa.llm.errors import LLMError, UpstreamError, WorkerUnavailable, error_from_envelope
 from kbqa.llm.settings import ClientSettings
+from kbqa.observability.request_log import forward_request_id, forward_request_id_sync
 
 Message = dict[str, Any]
 _RETRY_STATUSES = {429, 503}
@@ -125,7 +126,10 @@ class LLMClient:
     def __init__(self, settings: ClientSettings, http: httpx.Client | None = None) -> None:
         self.settings = settings
         self._http = http or httpx.Client(
-            base_url=settings.base_url.rstrip("/") + "/", timeout=settings.timeout_s, headers=_headers(settings)
+            base_url=settings.base_url.rstrip("/") + "/",
+            timeout=settings.timeout_s,
+            headers=_headers(settings),
+            event_hooks={"request": [forward_request_id_sync]},  # the caller's request id goes on to the LLM
         )
 
     def close(self) -> None:
@@ -210,7 +214,10 @@ class AsyncLLMClient:
     def __init__(self, settings: ClientSettings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._http = http or httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/") + "/", timeout=settings.timeout_s, headers=_headers(settings)
+            base_url=settings.base_url.rstrip("/") + "/",
+            timeout=settings.timeout_s,
+            headers=_headers(settings),
+            event_hooks={"request": [forward_request_id]},  # the caller's request id goes on to the LLM
         )
 
     async def aclose(self) -> None:

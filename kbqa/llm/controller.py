@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, Gauge
 
 from kbqa.llm.errors import UpstreamError
 from kbqa.llm.http_errors import install_error_handlers
@@ -43,6 +44,8 @@ from kbqa.llm.protocol import (
     WorkerStatus,
 )
 from kbqa.llm.settings import ControllerSettings
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,9 @@ async def fetch_status(client: httpx.AsyncClient, worker: str) -> WorkerStatus:
         raise UpstreamError(f"cannot get the status of worker {worker}: {exc}", param="worker_name") from exc
 
 
-def create_app(settings: ControllerSettings) -> FastAPI:
+def create_app(
+    settings: ControllerSettings, metrics: MetricsSettings | None = None, log_settings: LoggingSettings | None = None
+) -> FastAPI:
     registry = WorkerRegistry(settings.heartbeat_expiration_s)
     client = httpx.AsyncClient(timeout=settings.status_timeout_s)
 
@@ -248,6 +253,17 @@ def create_app(settings: ControllerSettings) -> FastAPI:
     async def health() -> HealthResponse:
         return HealthResponse(detail={"workers": len(registry.workers), "models": [m.id for m in registry.models()]})
 
+    metrics_registry = CollectorRegistry()
+    Gauge("kbqa_controller_workers", "Workers registered and alive", registry=metrics_registry).set_function(
+        lambda: len(registry.workers)
+    )
+    Gauge("kbqa_controller_models", "Models served by the registered workers", registry=metrics_registry).set_function(
+        lambda: len(registry.models())
+    )
+    Gauge(
+        "kbqa_controller_requests_in_flight", "Requests dispatched and not yet released", registry=metrics_registry
+    ).set_function(lambda: sum(w.in_flight for w in registry.workers.values()))
+    instrument_app(app, "controller", metrics, metrics_registry, log_settings)
     return app
 
 
@@ -257,12 +273,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = base_parser("kbqa controller: worker registry and dispatch for the OpenAI-compatible server.")
     parser.add_argument("--heartbeat-expiration", type=float, help="seconds without a heartbeat before removal")
     args = parser.parse_args(argv)
-    settings = settings_from(args).llm.controller
+    everything = settings_from(args)
+    settings = everything.llm.controller
     update = {"host": args.host, "port": args.port, "heartbeat_expiration_s": args.heartbeat_expiration}
     settings = ControllerSettings.model_validate(
         {**settings.model_dump(), **{k: v for k, v in update.items() if v is not None}}
     )
-    run_app(create_app(settings), settings.host, settings.port, args.log_level)
+    app = create_app(settings, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

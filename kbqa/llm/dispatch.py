@@ -38,6 +38,7 @@ from kbqa.llm.protocol import (
     WorkerRefRequest,
 )
 from kbqa.llm.settings import OpenAIServerSettings
+from kbqa.observability.request_log import forward_request_id
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,13 @@ class WorkerPool:
     def __init__(self, settings: OpenAIServerSettings, local: LocalEmbedders | None = None) -> None:
         self.settings = settings
         self.local = local  # embedding models run in this process: served without a worker
-        self._controller = httpx.AsyncClient(base_url=settings.controller_address, timeout=10.0)
+        # Both pass the request id of the request being served on, so the worker's log lines carry it too.
+        hooks = {"request": [forward_request_id]}
+        self._controller = httpx.AsyncClient(base_url=settings.controller_address, timeout=10.0, event_hooks=hooks)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-        self._workers = httpx.AsyncClient(timeout=httpx.Timeout(settings.worker_timeout_s, connect=5.0), limits=limits)
+        self._workers = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.worker_timeout_s, connect=5.0), limits=limits, event_hooks=hooks
+        )
         self._models: list[ModelEntry] = []
         self._models_at = 0.0
         self._background: set[asyncio.Task[Any]] = set()

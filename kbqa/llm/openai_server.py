@@ -45,6 +45,10 @@ from kbqa.llm.protocol import (
     ModelList,
 )
 from kbqa.llm.settings import OpenAIServerSettings
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.metrics import METRICS_PATH, open_metrics_path
+from kbqa.observability.request_log import current_request_id
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 # Every error of this server is OpenAI's envelope; documented so generated clients and contract tests know it.
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -102,7 +106,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        # The id the request-log layer outside set (the client's X-Request-ID, or a new one): one id per request.
+        request_id = current_request_id() or headers.get("x-request-id") or uuid.uuid4().hex
 
         async def send_tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -120,7 +125,13 @@ class AuthMiddleware:
         await self.app(scope, receive, send_tagged)
 
 
-def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = None) -> FastAPI:
+def create_app(
+    settings: OpenAIServerSettings,
+    local: LocalEmbedders | None = None,
+    metrics: MetricsSettings | None = None,
+    log_settings: LoggingSettings | None = None,
+) -> FastAPI:
+    metrics = metrics or MetricsSettings()
     pool = WorkerPool(settings, local)
     models, chat = ModelService(pool), ChatService(pool)
     completions, embeddings = CompletionService(pool), EmbeddingService(pool)
@@ -138,6 +149,8 @@ def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = No
 
     # The page is a public static file; everything it calls stays behind the key.
     open_paths = WEB_CLIENT_PATHS if settings.web_client else frozenset()
+    if open_metrics_path(metrics):  # /metrics checks metrics.api_key itself
+        open_paths = open_paths | {METRICS_PATH}
     app.add_middleware(AuthMiddleware, key_ok=key_ok, open_paths=open_paths)
     if settings.allowed_origins:
         # Outside the auth layer: preflights carry no key, and a 401 must carry CORS headers or the page could not
@@ -191,6 +204,7 @@ def create_app(settings: OpenAIServerSettings, local: LocalEmbedders | None = No
     async def health() -> HealthResponse:
         return HealthResponse(detail={"models": [m.id for m in await pool.models(fresh=True)]})
 
+    instrument_app(app, "openai", metrics, log_settings=log_settings)
     return app
 
 
@@ -242,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             local = LocalEmbedders(settings.embedding_models, everything.embedding)
         except KBQAError as exc:
             parser.exit(2, f"kbqa openai server: {exc.message}\n")
-    run_app(create_app(settings, local), settings.host, settings.port, args.log_level)
+    app = create_app(settings, local, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

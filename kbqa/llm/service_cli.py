@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from kbqa.observability.log_format import configure_logging as configure_log_format
+from kbqa.observability.settings import LoggingSettings
 from kbqa.settings import Settings, load_settings
 
 
@@ -30,11 +31,20 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def configure_logging(log_level: str) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(log_level: str, settings: LoggingSettings | None = None) -> None:
+    configure_log_format(log_level, settings)
 
 
-def run_app(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    configure_logging(log_level)
+def run_app(app: FastAPI, host: str, port: int, log_level: str, log_settings: LoggingSettings | None = None) -> None:
+    configure_logging(log_level, log_settings)
     # timeout_graceful_shutdown: streams in flight get a moment to finish, then the process exits anyway.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    # log_config=None keeps the handler configured above; the app writes its own line per request.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        access_log=False,
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
+from prometheus_client import CollectorRegistry
 
 from kbqa.llm.backends.base import EventStream, ModelBackend
 from kbqa.llm.disconnect import unless_disconnected
@@ -40,6 +41,9 @@ from kbqa.llm.protocol import (
     WorkerStatus,
 )
 from kbqa.llm.settings import WorkerSettings
+from kbqa.llm.worker_metrics import WorkerMetrics
+from kbqa.observability.instrument import instrument_app
+from kbqa.observability.settings import LoggingSettings, MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +148,15 @@ async def collect(stream: EventStream) -> GenerateResult:
     raise InternalError("generation ended without a finish event")
 
 
-def create_app(backend: ModelBackend, settings: WorkerSettings) -> FastAPI:
+def create_app(
+    backend: ModelBackend,
+    settings: WorkerSettings,
+    metrics: MetricsSettings | None = None,
+    log_settings: LoggingSettings | None = None,
+) -> FastAPI:
     link = ControllerLink(settings, backend) if settings.register_with_controller else None
+    registry = CollectorRegistry()
+    counted = WorkerMetrics(registry, backend)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,19 +184,21 @@ def create_app(backend: ModelBackend, settings: WorkerSettings) -> FastAPI:
     @app.post("/worker_generate_stream")
     async def generate_stream(body: GenerateRequest) -> StreamingResponse:
         check_model(body.model)
-        stream = await backend.generate_stream(body)
+        stream = counted.track(await backend.generate_stream(body))
         return StreamingResponse(_ndjson(stream), media_type=NDJSON)
 
     @app.post("/worker_generate", response_model=GenerateResult)
     async def generate(body: GenerateRequest, request: Request) -> GenerateResult:
         check_model(body.model)
-        stream = await backend.generate_stream(body)
+        stream = counted.track(await backend.generate_stream(body))
         return await unless_disconnected(request, collect(stream))
 
     @app.post("/worker_get_embeddings", response_model=EmbeddingsResult)
     async def embeddings(body: EmbeddingsRequest) -> EmbeddingsResult:
         check_model(body.model)
-        return await backend.embed(body.input)
+        result = await backend.embed(body.input)
+        counted.embedding_inputs.inc(len(body.input))
+        return result
 
     @app.post("/count_token", response_model=CountTokensResult)
     async def count_token(body: CountTokensRequest) -> CountTokensResult:
@@ -210,6 +223,7 @@ def create_app(backend: ModelBackend, settings: WorkerSettings) -> FastAPI:
             detail["registered"] = link.registered.is_set()
         return HealthResponse(detail=detail)
 
+    instrument_app(app, "worker", metrics, registry, log_settings)
     return app
 
 
@@ -238,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-register", action="store_true", help="do not register with a controller")
     args = parser.parse_args(argv)
 
-    settings = settings_from(args).llm.worker
+    everything = settings_from(args)
+    settings = everything.llm.worker
     overrides: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -259,13 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = WorkerSettings.model_validate(settings.model_dump())
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, everything.logging)
     try:
         backend = load_backend(settings)
     except LLMError as exc:
         # A wrong path or device is the operator's to fix: say so in one line, not a traceback.
         parser.exit(2, f"kbqa worker: {exc.message}\n")
-    run_app(create_app(backend, settings), settings.host, settings.port, args.log_level)
+    app = create_app(backend, settings, everything.metrics, everything.logging)
+    run_app(app, settings.host, settings.port, args.log_level, everything.logging)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ readers keep searching the previous copy and never wait for a writer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,13 @@ class VectorStore(ABC):
     @classmethod
     @abstractmethod
     def empty(cls, dim: int) -> VectorStore: ...
+
+    def params(self) -> dict[str, float]:
+        """What this store chose from the data it was given (a quantiser's scale), which another copy built from the
+        same vectors needs to answer identically (a knowledge base restored from a backup). Empty: nothing."""
+        return {}
+
+    @classmethod
+    def empty_with(cls, dim: int, params: Mapping[str, float]) -> VectorStore:
+        """An empty store that will encode vectors as the store ``params`` came from did."""
+        return cls.empty(dim)

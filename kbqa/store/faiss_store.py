@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import faiss
@@ -52,6 +54,17 @@ class FaissStore(VectorStore):
     def empty(cls, dim: int) -> FaissStore:
         codes = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit_direct_signed, faiss.METRIC_INNER_PRODUCT)
         return cls(faiss.IndexIDMap2(codes), dim)
+
+    def params(self) -> dict[str, float]:
+        return {} if self.scale is None else {"scale": self.scale}
+
+    @classmethod
+    def empty_with(cls, dim: int, params: Mapping[str, float]) -> FaissStore:
+        store = cls.empty(dim)
+        scale = params.get("scale")
+        if scale is not None and math.isfinite(scale) and scale > 0:
+            store.scale = float(scale)
+        return store
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:

@@ -6,6 +6,7 @@ message can be shown to a person as it is; the pages never see an httpx exceptio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from kbqa.webui.models import (
     Job,
     JobAccepted,
     KBFile,
+    KeyRights,
     KnowledgeBase,
     ServerConfig,
     Source,
@@ -38,6 +40,7 @@ _SOURCES = TypeAdapter(list[Source])
 _JOB = TypeAdapter(Job)
 _JOBS = TypeAdapter(list[Job])
 _SERVER_CONFIG = TypeAdapter(ServerConfig)
+_RIGHTS = TypeAdapter(KeyRights)
 
 
 class ApiClientError(Exception):
@@ -62,6 +65,8 @@ class KBQAClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.has_key = bool(api_key)
+        # Tells cached per-key answers (the key's rights) apart without keeping the key in the session state.
+        self.key_id = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
         self.timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
@@ -176,6 +181,15 @@ class KBQAClient:
     def health(self) -> None:
         """Raises unless the API server answers (the key is checked too: every route needs it when one is set)."""
         self._send("GET", "/health")
+
+    def rights(self) -> KeyRights:
+        """The key's scope; a server without /auth/whoami (404) has none, so everything stays shown."""
+        try:
+            return self._parse(_RIGHTS, self._data("GET", "/auth/whoami"))
+        except ApiClientError as exc:
+            if exc.status == 404:
+                return KeyRights()
+            raise
 
     def server_config(self) -> ServerConfig:
         return self._parse(_SERVER_CONFIG, self._json(self._send("POST", "/server/configs")))

@@ -10,7 +10,7 @@ import streamlit as st
 from kbqa.settings import Settings
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.i18n import t
-from kbqa.webui.models import ServerConfig
+from kbqa.webui.models import KeyRights, ServerConfig
 
 _KEY = "kbqa_context"
 
@@ -26,6 +26,16 @@ class UIContext:
         if self.error:
             st.error(self.error, icon=":material/cloud_off:")
             st.stop()
+
+    def rights(self) -> KeyRights:
+        """The key's scope, asked once per session, address and key (the sidebar can change either)."""
+        key = f"kbqa_rights::{self.client.base_url}::{self.client.key_id}"
+        if key not in st.session_state:
+            try:
+                st.session_state[key] = self.client.rights()
+            except ApiClientError:
+                return KeyRights(scope="read")  # unknown: show the least; the page shows the real error elsewhere
+        return st.session_state[key]
 
     def server_config(self) -> ServerConfig:
         """The server's defaults (top_k, threshold, embedding models, ...), asked once per session and address."""

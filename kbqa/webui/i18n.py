@@ -200,6 +200,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rebuild": ("Rebuild vector store", "重建向量库"),
     "rebuilding": ("Rebuilding", "重建向量库"),
     "no_files": ("No files yet: add some in the Upload tab.", "还没有文件：请在“上传”标签页添加。"),
+    "no_kb_for_key": (
+        "No knowledge base is open to this API key, and creating one needs an admin key.",
+        "此 API key 无可用的知识库；创建知识库需要 admin 权限的 key。",
+    ),
     # kb_upload.py: the Upload tab
     "upload_files": (
         "Files (PDF, Word, PowerPoint, Excel, Markdown, HTML, text, CSV, JSON, e-books, e-mails…)",

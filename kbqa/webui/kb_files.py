@@ -8,7 +8,7 @@ import streamlit as st
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
 from kbqa.webui.i18n import t
-from kbqa.webui.models import KBFile, KnowledgeBase
+from kbqa.webui.models import KBFile, KeyRights, KnowledgeBase
 from kbqa.webui.widgets import (
     download_button,
     location,
@@ -119,7 +119,7 @@ def _rebuild(ctx: UIContext, kb: str) -> None:
     track_job(ctx, "files", kb, accepted.job_id, t("rebuilding"))
 
 
-def render(ctx: UIContext, kb: KnowledgeBase) -> None:
+def render(ctx: UIContext, kb: KnowledgeBase, rights: KeyRights) -> None:
     show_remembered_job("files", kb.name)
     resume_job(ctx, "files", kb.name)
     try:
@@ -130,10 +130,12 @@ def render(ctx: UIContext, kb: KnowledgeBase) -> None:
     if files:
         _table(files)
         paths = [f.path for f in files]
-        _actions(ctx, kb.name, paths)
-        st.divider()
+        if rights.can_write:
+            _actions(ctx, kb.name, paths)
+            st.divider()
         _chunks(ctx.client, kb.name, paths)
     else:
         st.info(t("no_files"))
-    st.divider()
-    _rebuild(ctx, kb.name)
+    if rights.can_admin:
+        st.divider()
+        _rebuild(ctx, kb.name)

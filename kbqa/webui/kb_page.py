@@ -12,7 +12,7 @@ from kbqa.webui import hit_testing, kb_files, kb_upload
 from kbqa.webui.api_client import ApiClientError, KBQAClient
 from kbqa.webui.context import UIContext
 from kbqa.webui.i18n import STRINGS, t
-from kbqa.webui.models import KnowledgeBase, ServerConfig
+from kbqa.webui.models import KeyRights, KnowledgeBase, ServerConfig
 
 JOBS_SHOWN = 20
 SELECTED_KEY = "kb_selected"
@@ -20,9 +20,9 @@ PENDING_KEY = "kb_select_next"  # a widget's value cannot be set after it is dra
 NEW = "\u0000new"  # the "create" entry of the picker; no knowledge base name can hold a NUL
 
 
-def _picker(kbs: list[KnowledgeBase]) -> KnowledgeBase | None:
+def _picker(kbs: list[KnowledgeBase], can_create: bool) -> KnowledgeBase | None:
     by_name = {kb.name: kb for kb in kbs}
-    options = [*by_name, NEW]
+    options = [*by_name, NEW] if can_create else list(by_name)
     if PENDING_KEY in st.session_state:
         st.session_state[SELECTED_KEY] = st.session_state.pop(PENDING_KEY)
     if st.session_state.get(SELECTED_KEY) not in options:  # deleted, or never chosen
@@ -68,7 +68,7 @@ def _index(options: list[str], value: str) -> int:
     return options.index(value) if value in options else 0
 
 
-def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
+def _overview(client: KBQAClient, kb: KnowledgeBase, rights: KeyRights) -> None:
     if kb.info:
         st.caption(kb.info)
     files, chunks, index = st.columns([1, 1, 2], vertical_alignment="center")
@@ -76,6 +76,8 @@ def _overview(client: KBQAClient, kb: KnowledgeBase) -> None:
     chunks.metric(t("chunks"), kb.chunk_count)
     # Text, not metrics: a model name is too long for a metric's large font.
     index.markdown(t("kb_index_info", vs_type=kb.vs_type, embed_model=kb.embed_model))
+    if not rights.can_admin:  # describing and deleting a knowledge base need an admin key
+        return
     with st.expander(t("manage"), icon=":material/settings:"):
         info = st.text_area(t("description"), value=kb.info, key=f"kb_info_{kb.name}")
         if st.button(t("save_description"), disabled=info == kb.info, key=f"kb_info_save_{kb.name}"):
@@ -134,18 +136,25 @@ def render(ctx: UIContext) -> None:
     except ApiClientError as exc:
         st.error(exc.message)
         return
-    kb = _picker(kbs)
+    rights = ctx.rights()
+    kb = _picker(kbs, rights.can_admin)
     if kb is None:
-        _create_form(client, cfg)
+        if rights.can_admin:
+            _create_form(client, cfg)
+        else:
+            st.info(t("no_kb_for_key"))
         return
-    _overview(client, kb)
+    _overview(client, kb, rights)
     # Always a container here, jobs or not: Streamlit keeps the selected tab only while the tabs stay at the same
     # place in the page, and the first job appearing would otherwise move them (back to the Files tab mid-upload).
     _jobs(client, kb, st.container())
-    files_tab, upload_tab, search_tab = st.tabs([t("tab_files"), t("tab_upload"), t("tab_hit_testing")])
+    if not rights.can_write:  # a read key: no upload tab at all
+        files_tab, search_tab = st.tabs([t("tab_files"), t("tab_hit_testing")])
+    else:
+        files_tab, upload_tab, search_tab = st.tabs([t("tab_files"), t("tab_upload"), t("tab_hit_testing")])
+        with upload_tab:
+            kb_upload.render(ctx, kb, cfg)
     with files_tab:
-        kb_files.render(ctx, kb)
-    with upload_tab:
-        kb_upload.render(ctx, kb, cfg)
+        kb_files.render(ctx, kb, rights)
     with search_tab:
         hit_testing.render(ctx, kb, cfg)

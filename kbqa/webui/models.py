@@ -137,6 +137,21 @@ class TempUpload:
     failed_files: list[Any] = field(default_factory=list)
 
 
+class KeyRights(_Model):
+    """What the UI's key may do (/auth/whoami): the UI leaves out the controls the server would refuse."""
+
+    scope: str = "admin"  # a server without /auth/whoami (older kbqa, Chatchat) has no scopes
+    knowledge_bases: list[str] | None = None
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope in ("write", "admin")
+
+    @property
+    def can_admin(self) -> bool:
+        return self.scope == "admin"
+
+
 class ServerConfig(_Model):
     """The parts of /server/configs the UI uses (Chatchat's key names)."""
 

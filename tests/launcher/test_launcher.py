@@ -149,6 +149,12 @@ def test_keys_follow_the_services_that_require_them(tmp_path: Path) -> None:
     specs = {s.name: s for s in plan(load_settings(root.config), _selection("-a"), str(root.config))}
     assert specs["api"].env["KBQA_LLM__CLIENT__API_KEY"] == "llm-secret"
     assert specs["webui"].env == {"KBQA_WEBUI__API_KEY": "api-secret"}
+    # With scoped keys the UI started alongside gets the widest one (a plain string key is admin).
+    config["api"]["api_keys"] = [{"key": "reader", "scope": "read"}, {"key": "kb1-admin", "knowledge_bases": ["kb1"]}]
+    config["api"]["api_keys"].append("api-secret")
+    root.config.write_text(yaml.safe_dump(config))
+    specs = {s.name: s for s in plan(load_settings(root.config), _selection("-a"), str(root.config))}
+    assert specs["webui"].env == {"KBQA_WEBUI__API_KEY": "api-secret"}
     # An external endpoint keeps its own key; the local server's is not sent elsewhere.
     external = _selection("--api", "--openai-api-base", "http://gpu-box:8000/v1")
     (api,) = plan(load_settings(root.config), external, str(root.config))

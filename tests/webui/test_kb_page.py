@@ -203,3 +203,32 @@ def test_background_jobs_are_listed_and_one_a_restart_cut_off_says_so(
     assert list(table["Status"]) == ["interrupted by a restart", "succeeded"]  # newest first
     assert list(table["Files done"]) == ["2/5", "2/2"]
     assert "re-index" in table["Error"].iloc[0] and table["Error"].iloc[1] == ""
+
+
+def test_the_page_hides_what_the_key_may_not_do(open_ui: OpenUI, server_factory: ServerFactory) -> None:
+    keys = [
+        {"key": "ui-admin", "scope": "admin"},
+        {"key": "ui-read", "scope": "read"},
+        {"key": "ui-w", "scope": "write"},
+    ]
+    srv = server_factory(api={"api_keys": keys})
+    with srv.client(headers={"X-API-Key": "ui-admin"}) as c:
+        c.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": "shared"})
+        c.post(
+            "/knowledge_base/upload_docs", data={"knowledge_base_name": "shared"}, files=[("files", ("p.md", PORTS))]
+        )
+
+    def labels(at: object) -> set[str]:
+        found = {b.label for b in at.button} | {e.label for e in at.expander}  # type: ignore[attr-defined]
+        return found | {t.label for t in at.tabs}  # type: ignore[attr-defined]
+
+    admin = open_ui(srv.url, KB_PAGE, KBQA_WEBUI__API_KEY="ui-admin")
+    assert {"Upload", "Re-index", "Delete", "Rebuild vector store", "Manage"} <= labels(admin)
+    writer = open_ui(srv.url, KB_PAGE, KBQA_WEBUI__API_KEY="ui-w")
+    assert {"Upload", "Re-index", "Delete"} <= labels(writer)
+    assert not {"Rebuild vector store", "Manage"} & labels(writer)
+    assert "➕ New knowledge base…" not in by_label(writer.selectbox, "Knowledge base").options
+    reader = open_ui(srv.url, KB_PAGE, KBQA_WEBUI__API_KEY="ui-read")
+    assert by_label(reader.selectbox, "Knowledge base").options == ["shared"]  # no "create" entry
+    assert not {"Upload", "Re-index", "Delete", "Rebuild vector store", "Manage"} & labels(reader)
+    assert {"Files", "Hit testing"} <= labels(reader) and not reader.error

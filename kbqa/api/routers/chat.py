@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -59,6 +60,7 @@ async def _recorded(
 
 @router.post("/knowledge_base_chat", summary="与知识库对话 (chat with a knowledge base)", responses=_SSE)
 async def knowledge_base_chat(req: KBChatRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
     kb = names.kb_name(request, req.knowledge_base_name)
     if not await run_in_threadpool(ctx.service.exists, kb):
         return JSONResponse(body(404, f"未找到知识库 {kb}"), status_code=404)
@@ -70,6 +72,7 @@ async def knowledge_base_chat(req: KBChatRequest, request: Request, ctx: Ctx):  
     grounded = ctx.kb_chat.ground(hits, req.query, history, req.prompt_name, ctx.public_url(request))
     options = ctx.kb_chat.options(req.model_name, req.temperature, req.max_tokens)
     events = chatchat_events(ctx.kb_chat, grounded, options, req.stream)
+    events = ctx.metrics.timed_answer("/chat/knowledge_base_chat", started, events, lambda e: bool(e.get("answer")))
     if req.conversation_id:
         meta = {"knowledge_base_name": kb}
         events = await _recorded(ctx, events, "knowledge_base_chat", req.query, req.conversation_id, meta)

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
+from kbqa.api.auth import may_use
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import (
@@ -102,9 +103,9 @@ def _parse_custom_docs(raw: str | dict[str, Any] | None) -> dict[str, list[Docum
 
 # --- knowledge bases -----------------------------------------------------------------------------------------------
 @router.get("/list_knowledge_bases", summary="获取知识库列表 (list knowledge bases)", response_model=ListResponse)
-async def list_knowledge_bases(ctx: Ctx) -> ListResponse:
+async def list_knowledge_bases(request: Request, ctx: Ctx) -> ListResponse:
     kbs = await run_in_threadpool(ctx.service.list_kbs)
-    return ListResponse(data=[kb.name for kb in kbs])
+    return ListResponse(data=[kb.name for kb in kbs if may_use(request, kb.name)])
 
 
 @router.post("/create_knowledge_base", summary="创建知识库 (create a knowledge base)", response_model=BaseResponse)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
+from kbqa.api.auth import may_use
 from kbqa.api.context import AppContext, Ctx
 from kbqa.api.errors import ApiError, body
 from kbqa.api.schemas import (
@@ -64,10 +65,10 @@ async def ready(ctx: Ctx) -> JSONResponse:
     summary="Knowledge bases with their description, vector store, embedding model and counts",
     response_model=KBDetailsResponse,
 )
-async def list_kb_details(ctx: Ctx) -> KBDetailsResponse:
+async def list_kb_details(request: Request, ctx: Ctx) -> KBDetailsResponse:
     # Chatchat's web UI read these from the server's database in-process; ours asks over HTTP like any client.
     kbs = await run_in_threadpool(ctx.service.list_kbs)
-    return KBDetailsResponse(data=[KBDetail(**dataclasses.asdict(kb)) for kb in kbs])
+    return KBDetailsResponse(data=[KBDetail(**dataclasses.asdict(kb)) for kb in kbs if may_use(request, kb.name)])
 
 
 @router.get(

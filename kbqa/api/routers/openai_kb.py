@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from kbqa.api import names
+from kbqa.api.auth import may_use
 from kbqa.api.context import Ctx
 from kbqa.api.errors import OPENAI_PREFIX
 from kbqa.api.schemas import KBCompletionRequest, sse_responses
@@ -24,11 +25,16 @@ from kbqa.chat.kb_chat import Grounded, KBChat, LLMOptions
 from kbqa.errors import KBNotFound, KBQAError
 
 router = APIRouter(prefix=OPENAI_PREFIX, tags=["Knowledge base as an OpenAI model"])
+CHAT_ROUTE = OPENAI_PREFIX + "/chat/completions"
+
+
+def _is_token(chunk: bytes) -> bool:
+    return b'"delta": {"content": ' in chunk  # not the opening role chunk, whose content is empty
 
 
 @router.get("/models", summary="Knowledge bases, listed as OpenAI models")
-async def models(ctx: Ctx) -> dict[str, Any]:
-    kbs = await run_in_threadpool(ctx.service.list_kbs)
+async def models(request: Request, ctx: Ctx) -> dict[str, Any]:
+    kbs = [kb for kb in await run_in_threadpool(ctx.service.list_kbs) if may_use(request, kb.name)]
     return {
         "object": "list",
         "data": [
@@ -68,6 +74,7 @@ async def _stream(
     ),
 )
 async def chat_completions(req: KBCompletionRequest, request: Request, ctx: Ctx):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
     kb = names.kb_name(request, req.model)
     if not await run_in_threadpool(ctx.service.exists, kb):
         raise KBNotFound(f"knowledge base {kb} not found")
@@ -82,7 +89,9 @@ async def chat_completions(req: KBCompletionRequest, request: Request, ctx: Ctx)
     options = ctx.kb_chat.options(None, req.temperature, req.max_tokens)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if req.stream:
-        stream = _stream(ctx.kb_chat, grounded, options, cid, created, kb)
+        stream = ctx.metrics.timed_answer(
+            CHAT_ROUTE, started, _stream(ctx.kb_chat, grounded, options, cid, created, kb), _is_token
+        )
         first = await anext(stream)  # the role chunk; the LLM is reached on the next one
         second = await anext(stream)  # an unreachable LLM fails here, before the 200 goes out
 
@@ -98,6 +107,7 @@ async def chat_completions(req: KBCompletionRequest, request: Request, ctx: Ctx)
 
         return StreamingResponse(body(), media_type="text/event-stream")
     answer = await ctx.kb_chat.complete(grounded, options)
+    ctx.metrics.observe_answer(CHAT_ROUTE, started)
     return {
         "id": cid,
         "object": "chat.completion",

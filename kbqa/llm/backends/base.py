@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from kbqa.llm.errors import Unsupported
 from kbqa.llm.protocol import (
@@ -13,6 +14,16 @@ from kbqa.llm.protocol import (
     GenerateRequest,
     ModelDetails,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """Load figures for the worker's metrics. None: the backend does not know it (the worker then counts requests by
+    what it saw of their streams: waiting until the first token, running after it)."""
+
+    running: int | None = None  # sequences in the batch being decoded
+    waiting: int | None = None  # sequences queued for a batch slot
+    kv_cache_bytes: int | None = None  # memory held by the KV cache
 
 
 class EventStream(AsyncIterator[GenerateEvent]):
@@ -47,6 +58,10 @@ class ModelBackend(ABC):
 
     def count_tokens(self, request: CountTokensRequest) -> int:
         raise Unsupported(f"model {self.details.model_names[0]!r} cannot count tokens")
+
+    def stats(self) -> BackendStats:
+        """What the backend knows of its load, for /metrics; the default knows nothing beyond queue_length."""
+        return BackendStats()
 
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release threads and memory."""

@@ -1,0 +1,1 @@
+"""What an operator watches: Prometheus metrics and per-request logs, shared by every server."""
