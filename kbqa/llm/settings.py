@@ -82,12 +82,13 @@ class WorkerSettings(_Section):
         "and 20x with llama.cpp on 2 cores).",
     )
     kv_cache_tokens: int = Field(
-        32768,
+        16384,
         ge=256,
         le=4_194_304,
         description="llama.cpp: KV-cache cells, allocated at start. Each running request gets a slot of "
         "context_length cells (default 4096), so this / context_length requests decode at once (at most "
-        "max_batch_size; the rest wait). ~28 KB per cell for Qwen2.5-1.5B, ~12 KB for 0.5B, ~23 KB for SmolLM2-135M.",
+        "max_batch_size; the rest wait): 4 by default. ~28 KB per cell for Qwen2.5-1.5B, ~12 KB for 0.5B, ~23 KB "
+        "for SmolLM2-135M (360 MiB at the default).",
     )
     max_batch_size: int = Field(32, ge=1, description="Most sequences decoded together in one forward pass.")
     max_queue_size: int = Field(

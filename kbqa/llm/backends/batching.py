@@ -118,6 +118,15 @@ class ContinuousBatcher:
         """Where logits are sampled (and seeded generators live)."""
         return torch.device("cpu")
 
+    def load(self) -> tuple[int, int]:
+        """Sequences (running, waiting)."""
+        with self._cond:
+            return len(self._running), len(self._waiting)
+
+    def kv_cache_bytes(self) -> int | None:
+        """Memory the engine holds for KV caches, when it knows."""
+        return None
+
     def queue_length(self) -> int:
         """Sequences running or waiting (the controller's load figure)."""
         with self._cond:

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from kbqa.llm.backends.base import EventStream, ModelBackend
+from kbqa.llm.backends.base import BackendStats, EventStream, ModelBackend
 from kbqa.llm.backends.batching import ContinuousBatcher, Sequence
 from kbqa.llm.errors import ContextOverflow, InvalidRequest
 from kbqa.llm.protocol import (
@@ -78,6 +78,10 @@ class BatchedChatBackend(ModelBackend):
     @property
     def details(self) -> ModelDetails:
         return self._details
+
+    def stats(self) -> BackendStats:
+        running, waiting = self.batcher.load()
+        return BackendStats(running=running, waiting=waiting, kv_cache_bytes=self.batcher.kv_cache_bytes())
 
     def queue_length(self) -> int:
         return self.batcher.queue_length()

@@ -98,6 +98,7 @@ class LlamaCppBackend(BatchedChatBackend):
             vocab_size,
             tokenizer,
             n_batch=n_batch,
+            kv_bytes=_kv_bytes(lib, model, context_length * slots),
             eos_token_ids=eos,
             context_length=context_length,
             max_batch_size=slots,
@@ -196,3 +197,11 @@ def _quantization_of(lib: Any, model: Any) -> str:
     # "qwen2 1.5B Q4_K - Medium": the type is what follows the size.
     parts = desc.split(" ", 2)
     return parts[2] if len(parts) == 3 else desc or "gguf"
+
+
+def _kv_bytes(lib: Any, model: Any, cells: int) -> int:
+    """K and V in f16 (llama.cpp's default cache type) for every layer and cell."""
+    layers = int(lib.llama_model_n_layer(model))
+    heads, kv_heads = int(lib.llama_model_n_head(model)), int(lib.llama_model_n_head_kv(model))
+    head_dim = int(lib.llama_model_n_embd(model)) // max(1, heads)
+    return cells * layers * 2 * kv_heads * head_dim * 2

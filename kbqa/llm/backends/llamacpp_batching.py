@@ -43,6 +43,7 @@ class LlamaCppBatcher(ContinuousBatcher):
         tokenizer: Any,
         *,
         n_batch: int,
+        kv_bytes: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(tokenizer, **options)
@@ -54,10 +55,15 @@ class LlamaCppBatcher(ContinuousBatcher):
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
         self._rows: dict[int, _Row] = {}  # id(seq) -> its slot and progress
         self._free_slots = list(range(self.max_batch_size - 1, -1, -1))
+        self._kv_bytes = kv_bytes
         self.start()
 
     def close(self) -> None:
         self._lib.llama_batch_free(self._batch)
+
+    def kv_cache_bytes(self) -> int | None:
+        # llama.cpp allocates every slot's cells when the context is made.
+        return int(self._lib.llama_state_get_size(self._ctx)) if self._kv_bytes is None else self._kv_bytes
 
     # -- the step -----------------------------------------------------------------------------------------------
     def _step(self, arrivals: list[Sequence]) -> None:

@@ -41,6 +41,12 @@ class TransformersBatcher(ContinuousBatcher):
                 return int(candidate)
         return 0
 
+    def kv_cache_bytes(self) -> int | None:
+        cache = self._cache  # read without the scheduler's lock: a figure for metrics, one step old at worst
+        if cache is None:
+            return 0
+        return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers if layer.keys is not None)
+
     def _release_all(self) -> None:
         self._cache = self._mask = self._next_pos = self._last_tokens = None
 
