@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -134,8 +134,17 @@ class APISettings(BaseModel):
         0.5,
         ge=0.0,
         le=1.0,
-        description="The gate refuses when P(yes) that the sources hold the answer is below this. Calibrated on the "
-        "development sets (benchmarks/RESULTS.md, 'Answerability gate').",
+        description="The gate refuses when P(yes) that the sources hold the answer is below this, for a model "
+        "without its own entry in answerability_thresholds.",
+    )
+    answerability_thresholds: dict[Annotated[str, Field(max_length=256)], Annotated[float, Field(ge=0.0, le=1.0)]] = (
+        Field(
+            default_factory=dict,
+            max_length=256,
+            description="Per served model name: the gate's threshold calibrated for that model (`python "
+            "benchmarks/answer_eval.py --calibrate-gate`; the shipped values and their figures are in "
+            "benchmarks/RESULTS.md, 'Answerability gate').",
+        )
     )
     rewrite_with_history: bool = Field(
         True, description="Rewrite a follow-up question with the chat history before retrieval (one LLM call)."

@@ -138,8 +138,13 @@ class KBChat:
             return
         score = await self.gate.score(grounded.question, grounded.sources, grounded.language, options.model)
         grounded.answerability = score
-        if score is not None and score < self.api.answerability_threshold:
+        if score is not None and score < self.answerability_threshold(options.model):
             grounded.fixed_answer = self.refusal(grounded.language)
+
+    def answerability_threshold(self, model: str | None) -> float:
+        """The model's calibrated threshold (api.answerability_thresholds), else api.answerability_threshold."""
+        name = model or self.client.settings.model
+        return self.api.answerability_thresholds.get(name, self.api.answerability_threshold)
 
     async def stream(self, grounded: Grounded, options: LLMOptions) -> AsyncIterator[str]:
         await self.check(grounded, options)

@@ -44,3 +44,21 @@ def test_threshold_refuses_most_unanswerables_within_the_accuracy_budget() -> No
     assert chosen.refused == pytest.approx(4 / 6)
     looser = choose_threshold(answers, max_drop=0.05)
     assert 0.4 < looser.threshold <= 0.45 and looser.refused == pytest.approx(5 / 6)
+
+
+def test_each_model_gets_its_own_threshold() -> None:
+    from pathlib import Path
+
+    from kbqa.api.settings import APISettings
+    from kbqa.chat.kb_chat import KBChat
+    from kbqa.chat.prompts import PromptTemplates
+    from kbqa.llm.client import AsyncLLMClient
+    from kbqa.llm.settings import ClientSettings
+
+    api = APISettings(answerability_threshold=0.6, answerability_thresholds={"small": 0.2, "served": 0.4})
+    prompts = PromptTemplates(Path(__file__).parents[2] / "configs" / "prompts.yaml")
+    client = AsyncLLMClient(ClientSettings(model="served"))
+    chat = KBChat(api, prompts, searcher=None, client=client, sync_client=None)  # type: ignore[arg-type]
+    assert chat.answerability_threshold("small") == 0.2
+    assert chat.answerability_threshold(None) == 0.4  # the client's configured model
+    assert chat.answerability_threshold("other") == 0.6
