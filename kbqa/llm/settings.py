@@ -46,8 +46,9 @@ class WorkerSettings(_Section):
     backend: Literal["auto", "llama_cpp", "transformers", "sentence_transformers"] = Field(
         "auto",
         description="auto: a sentence-transformers folder (modules.json) gets the embedding backend; a .gguf file "
-        "on the CPU gets llama.cpp (quantized kernels, several times faster than transformers' fp32 there); "
-        "a Hugging Face folder, or any model on a GPU, gets transformers. When llama.cpp is not installed the "
+        "of 200 MB or more on the CPU gets llama.cpp (quantized kernels: less memory, several times faster "
+        "decoding); a smaller .gguf (the bundled SmolLM2, whose fp32 copy prefills long prompts faster), a Hugging "
+        "Face folder, or any model on a GPU, gets transformers. When llama.cpp is not installed the "
         "worker says so and falls back to transformers.",
     )
     model_path: str | None = Field(

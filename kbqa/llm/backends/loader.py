@@ -13,6 +13,13 @@ from kbqa.llm.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+# auto gives llama.cpp the GGUF files from this size up. Below it the fp32 copy is small and torch's GEMMs prefill a
+# knowledge-base prompt several times faster than llama.cpp's quantized kernels do on the same CPU (the bundled
+# 89 MB SmolLM2: 700 prompt tokens in ~1/3 of llama.cpp's 4.9 s; a Chinese question's first token 3.2 s against
+# 24-37 s under load), while decode speed matters less for short grounded answers. Above it (Qwen2.5 0.5B: 469 MB,
+# 2 GB in fp32 at ~3 tokens/s) llama.cpp's memory and decode speed win (benchmarks/RESULTS.md, "CPU engines").
+LLAMA_CPP_MIN_GGUF_BYTES = 200 * 1024 * 1024
+
 
 def load_backend(settings: WorkerSettings) -> ModelBackend:
     from kbqa.llm.backends.embedding_backend import SentenceTransformersBackend
@@ -46,7 +53,12 @@ def _auto_backend(path: Path, settings: WorkerSettings) -> str:
 
     if is_sentence_transformers_folder(path):
         return "sentence_transformers"
-    if path.is_file() and path.suffix == ".gguf" and not _wants_gpu(settings):
+    if (
+        path.is_file()
+        and path.suffix == ".gguf"
+        and path.stat().st_size >= LLAMA_CPP_MIN_GGUF_BYTES
+        and not _wants_gpu(settings)
+    ):
         return "llama_cpp"
     return "transformers"
 
