@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
+from kbqa.ingest.ocr.settings import OCRSettings
 from kbqa.llm.settings import LLMSettings
 from kbqa.webui.settings import WebUISettings
 
@@ -190,6 +191,7 @@ class Settings(BaseSettings):
     kb: KBSettings = Field(default_factory=KBSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ocr: OCRSettings = Field(default_factory=OCRSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: APISettings = Field(default_factory=APISettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)

@@ -64,6 +64,7 @@ class AppContext:
             query_embedders,
             settings.embedding.model,
             int(settings.kb.max_file_mb * (1 << 20)),
+            settings.ocr,
         )
         temp_kbs.clean()
         return cls(

@@ -419,7 +419,7 @@ class KnowledgeBaseService:
                 lambda rel=rel, path=path, digest=digest, error=error: (
                     PreparedFile(rel, None, error=error)
                     if error is not None
-                    else prepare_file(rel, path, cfg, max_bytes, digest)
+                    else prepare_file(rel, path, cfg, max_bytes, digest, self.settings.ocr)
                 )
             )
             for rel, path, digest, error in todo

@@ -11,6 +11,7 @@ import pytest
 from kbqa.errors import DocumentParseError, EmptyDocument, UnsupportedFile
 from kbqa.ingest.encoding import clean_text, decode_bytes
 from kbqa.ingest.loaders import load_file, loader_name, supported_extensions
+from kbqa.ingest.ocr.settings import OCRSettings
 from tests.ingest import fixtures
 
 REQUIRED_EXTENSIONS = {
@@ -50,7 +51,7 @@ def test_unknown_extension_is_unsupported(tmp_path: Path, name: str) -> None:
         loader_name(path)
 
 
-@pytest.mark.parametrize("ext", sorted(REQUIRED_EXTENSIONS | {".odt", ".xml"}))
+@pytest.mark.parametrize("ext", sorted((REQUIRED_EXTENSIONS | {".odt", ".xml"}) - {".pdf"}))
 def test_zero_byte_file_gives_no_documents(tmp_path: Path, ext: str) -> None:
     path = tmp_path / f"empty{ext}"
     path.touch()
@@ -174,10 +175,16 @@ def test_pdf_one_document_per_page_with_chinese(tmp_path: Path) -> None:
     assert "Third page in English" in docs[1].text
 
 
-def test_pdf_without_text_asks_for_ocr(tmp_path: Path) -> None:
+def test_pdf_without_text_and_ocr_off_says_so(tmp_path: Path) -> None:
     path = fixtures.make_image_only_pdf(tmp_path / "scan.pdf")
     with pytest.raises(EmptyDocument, match="OCR"):
-        load_file(path)
+        load_file(path, OCRSettings(enabled=False))
+
+
+def test_scanned_pdf_without_any_text_is_an_empty_document(tmp_path: Path) -> None:
+    # A grey box: the page is OCR'd and still holds no text.
+    with pytest.raises(EmptyDocument):
+        load_file(fixtures.make_image_only_pdf(tmp_path / "scan.pdf"))
 
 
 def test_encrypted_pdf_is_a_parse_error(tmp_path: Path) -> None:
