@@ -62,6 +62,13 @@ class KBSettings(_Section):
         "document, so no scrap such as '{' or 'id: 9' is indexed; a merged chunk may exceed chunk_size by less than "
         "this. A document shorter than this as a whole is kept. 0 turns merging off.",
     )
+    table_header_repeat: bool = Field(
+        False,
+        description="When a Markdown table (Word, PowerPoint and .md tables) is longer than a chunk, start every "
+        "chunk with its header row and --- line, so a row far down still says which column is which. Off by default: "
+        "on the samples it moved 'Which port does the API server listen on?' from the row that answers it to another "
+        "row naming the API server, because the repeated header words match every piece equally.",
+    )
     top_k: int = Field(3, gt=0, description="Chunks returned per search (VECTOR_SEARCH_TOP_K).")
     score_threshold: float = Field(
         1.0,

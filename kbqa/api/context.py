@@ -102,6 +102,7 @@ class AppContext:
             kb.text_splitter,
             kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
             kb.min_chunk_chars,
+            kb.table_header_repeat,
         )
 
     def public_url(self, request: Request) -> str:

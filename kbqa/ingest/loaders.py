@@ -23,6 +23,7 @@ from kbqa.errors import DocumentParseError, EmptyDocument, KBQAError, Unsupporte
 from kbqa.ingest.document import Document
 from kbqa.ingest.encoding import UndetectableEncoding, clean_text, decode_bytes, detect_file_encoding
 from kbqa.ingest.images import IMAGE_EXTENSIONS, load_image
+from kbqa.ingest.markdown_table import markdown_table
 from kbqa.ingest.ocr.settings import OCRSettings
 from kbqa.ingest.pdf import load_pdf
 from kbqa.ingest.records import json_record
@@ -68,7 +69,8 @@ def _load_xml(path: Path) -> list[Document]:
 # --------------------------------------------------------------------------- Office
 
 
-def _docx_table_lines(table: Any) -> Iterator[str]:
+def _docx_table(table: Any) -> str:
+    rows: list[list[str]] = []
     for row in table.rows:
         cells: list[str] = []
         previous = None
@@ -77,9 +79,9 @@ def _docx_table_lines(table: Any) -> Iterator[str]:
             if cell._tc is previous:
                 continue
             previous = cell._tc
-            cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            yield "| " + " | ".join(cells) + " |"
+            cells.append(cell.text)
+        rows.append(cells)
+    return markdown_table(rows)
 
 
 def _docx_heading_level(paragraph: Any) -> int | None:
@@ -102,7 +104,7 @@ def _load_docx(path: Path) -> list[Document]:
     blocks: list[str] = []
     for item in docx.Document(str(path)).iter_inner_content():
         if isinstance(item, Table):
-            blocks.append("\n".join(_docx_table_lines(item)))
+            blocks.append(_docx_table(item))
             continue
         text = item.text.strip()
         if not text:
@@ -122,8 +124,7 @@ def _pptx_shape_lines(shapes: Any) -> Iterator[str]:
             if shape.text_frame.text.strip():
                 yield shape.text_frame.text
         elif getattr(shape, "has_table", False) and shape.has_table:
-            for row in shape.table.rows:
-                yield "| " + " | ".join(" ".join(cell.text.split()) for cell in row.cells) + " |"
+            yield markdown_table([cell.text for cell in row.cells] for row in shape.table.rows)
 
 
 def _load_pptx(path: Path) -> list[Document]:

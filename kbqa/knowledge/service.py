@@ -209,7 +209,14 @@ class KnowledgeBaseService:
 
     def default_split(self) -> SplitConfig:
         kb = self.settings.kb
-        return SplitConfig(kb.chunk_size, kb.chunk_overlap, kb.text_splitter, kb.zh_title_enhance, kb.min_chunk_chars)
+        return SplitConfig(
+            kb.chunk_size,
+            kb.chunk_overlap,
+            kb.text_splitter,
+            kb.zh_title_enhance,
+            kb.min_chunk_chars,
+            kb.table_header_repeat,
+        )
 
     # --- knowledge bases ----------------------------------------------------------------------------------------
     def list_kbs(self) -> list[KBInfo]:

@@ -410,3 +410,37 @@ def test_malformed_xml_is_a_parse_error(tmp_path: Path) -> None:
     path.write_text("<root><a>unclosed</root>", encoding="utf-8")
     with pytest.raises(DocumentParseError, match=r"broken\.xml"):
         load_file(path)
+
+
+# --------------------------------------------------------------------------- tables as Markdown
+
+
+def test_docx_table_is_a_markdown_table_with_its_header_line(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Opening hours by site.")
+    table = document.add_table(rows=3, cols=3)
+    cells = [("Site", "Opens", "Note"), ("North | East", "07:30", "line one\nline two"), ("South", "08:00", "")]
+    for row, values in enumerate(cells):
+        for col, value in enumerate(values):
+            table.cell(row, col).text = value
+    document.save(str(tmp_path / "hours.docx"))
+    [doc] = load_file(tmp_path / "hours.docx")
+    assert doc.text.split("\n\n")[1] == (
+        "| Site | Opens | Note |\n|---|---|---|\n| North \\| East | 07:30 | line one line two |\n| South | 08:00 |  |"
+    )
+
+
+def test_pptx_table_is_a_markdown_table(tmp_path: Path) -> None:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    shape = slide.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1))
+    for (row, col), value in {(0, 0): "Metric", (0, 1): "Q3", (1, 0): "Revenue", (1, 1): "4.2M"}.items():
+        shape.table.cell(row, col).text = value
+    deck.save(str(tmp_path / "q3.pptx"))
+    [doc] = load_file(tmp_path / "q3.pptx")
+    assert "| Metric | Q3 |\n|---|---|\n| Revenue | 4.2M |" in doc.text
