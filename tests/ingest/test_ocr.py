@@ -168,3 +168,32 @@ def test_a_blank_image_is_an_empty_document(tmp_path: Path) -> None:
     scans.save_lines(tmp_path / "blank.png", [], width=300)
     with pytest.raises(EmptyDocument):
         load_file(tmp_path / "blank.png")
+
+
+def test_pictures_inside_text_pages_are_read_only_when_asked(tmp_path: Path) -> None:
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "report.pdf"
+    pdf = canvas.Canvas(str(path))
+    pdf.drawString(72, 760, "Quarterly report: the screenshot below shows the error.")
+    pdf.drawImage(ImageReader(scans.render_lines(["Error 503: upstream timeout"], width=560)), 72, 600, 336, 60)
+    pdf.showPage()
+    pdf.save()
+    [plain] = load_file(path)
+    assert "upstream timeout" not in plain.text and "ocr" not in plain.metadata
+    [both] = load_file(path, OCRSettings(embedded_images=True))
+    assert both.text.startswith("Quarterly report") and "Error 503: upstream timeout" in both.text
+
+
+def test_ocr_settings_load_from_the_environment_and_refuse_unread_languages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from kbqa.settings import Settings
+
+    monkeypatch.setenv("KBQA_OCR__DPI", "300")
+    assert Settings().ocr.dpi == 300
+    with pytest.raises(ValidationError, match="languages"):
+        Settings(ocr={"languages": ["fr"]})
+    with pytest.raises(ValidationError, match="max_image_pixels"):
+        Settings(ocr={"max_image_pixels": 10})
