@@ -19,6 +19,7 @@ from typing import Literal
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 from kbqa.ingest.document import Document
+from kbqa.ingest.line_boxes import narrow_line_boxes
 from kbqa.ingest.records import split_record
 from kbqa.ingest.small_chunks import merge_small_chunks
 
@@ -94,7 +95,10 @@ def split_documents(docs: list[Document], cfg: SplitConfig, ext: str = "") -> li
             for section in _markdown_sections(doc) if markdown else [doc]:
                 text = _clean(section.text)
                 pieces.extend(Document(piece, dict(section.metadata)) for piece in _split_text(text, cfg, splitter))
-        chunks.extend(merge_small_chunks(pieces, cfg.min_chunk_chars))
+        merged = merge_small_chunks(pieces, cfg.min_chunk_chars)
+        if "line_boxes" in doc.metadata:
+            narrow_line_boxes(doc, merged)
+        chunks.extend(merged)
     if cfg.zh_title_enhance:
         chunks = zh_title_enhance(chunks)
     return chunks

@@ -254,3 +254,21 @@ def test_a_row_of_a_long_table_never_loses_its_header_even_in_a_long_text() -> N
     assert len(with_rows) >= 4
     assert all(t.startswith("| Service | Port |\n| --- | --- |\n") and len(t) <= 250 for t in with_rows)
     assert sum(t.count("| service number") for t in with_rows) == 40
+
+
+# --- OCR line boxes ------------------------------------------------------------------------------------------------
+
+
+def test_each_chunk_of_an_ocr_page_keeps_the_boxes_of_its_own_lines() -> None:
+    lines = [f"Line {i}: the pump in hall {i} is checked every {i + 2} days." for i in range(12)]
+    boxes = [[10.0, 20.0 * i, 400.0, 20.0 * i + 15] for i in range(12)]
+    page = Document("\n".join(lines), {"page": 3, "ocr": True, "line_boxes": boxes})
+    chunks = split_documents([page], SplitConfig(chunk_size=200, chunk_overlap=40))
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        kept = chunk.metadata["line_boxes"]
+        covered = [boxes[i] for i, line in enumerate(lines) if line in chunk.text]
+        assert covered and all(box in kept for box in covered)
+        assert len(kept) <= len(covered) + 2  # plus at most the lines cut at either end
+        assert chunk.metadata["page"] == 3 and chunk.metadata["ocr"] is True
+    assert page.metadata["line_boxes"] == boxes  # the source document is left as it was
