@@ -16,6 +16,7 @@ from kbqa.ingest.document import Document
 from kbqa.ingest.images import lines_document
 from kbqa.ingest.ocr.engine import OCRLine, read_lines
 from kbqa.ingest.ocr.settings import OCRSettings
+from kbqa.ingest.pdf_tables import PDFTables, may_hold_ruled_table
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,14 @@ def _embedded_image_lines(page: Any, settings: OCRSettings) -> list[str]:
     return texts
 
 
+def _with_tables(tables: PDFTables, number: int, path: Path) -> str | None:
+    try:
+        return tables.page_text(number)
+    except Exception as exc:  # pdfminer trips on some files pypdf reads: the page keeps pypdf's text
+        logger.warning("%s: page %d: tables not read: %s", path.name, number, exc)
+        return None
+
+
 def load_pdf(path: Path, settings: OCRSettings) -> list[Document]:
     """One Document per page that has text; ``page`` is 1-based."""
     from pypdf import PdfReader
@@ -96,6 +105,7 @@ def load_pdf(path: Path, settings: OCRSettings) -> list[Document]:
     reader = PdfReader(path, strict=False)
     _unlock(reader)
     renderer = _Renderer(path, settings)
+    tables = PDFTables(path)
     documents: list[Document] = []
     failed_pages = 0
     ocr_pages = settings.enabled and settings.min_text_chars_per_page > 0
@@ -113,7 +123,9 @@ def load_pdf(path: Path, settings: OCRSettings) -> list[Document]:
                 if len("".join("".join(line.text for line in lines).split())) > layer_chars:
                     documents.append(lines_document(lines, {"page": number}, scale))
                     continue
-            elif settings.enabled and settings.embedded_images and layer_chars:
+            if layer_chars and may_hold_ruled_table(page):
+                text = _with_tables(tables, number, path) or text
+            if settings.enabled and settings.embedded_images and layer_chars:
                 pictures = _embedded_image_lines(page, settings)
                 if pictures:
                     text = "\n".join([text, *pictures])
@@ -121,6 +133,7 @@ def load_pdf(path: Path, settings: OCRSettings) -> list[Document]:
                 documents.append(Document(text, {"page": number}))
     finally:
         renderer.close()
+        tables.close()
     if documents:
         return documents
     if failed_pages:

@@ -444,3 +444,25 @@ def test_pptx_table_is_a_markdown_table(tmp_path: Path) -> None:
     deck.save(str(tmp_path / "q3.pptx"))
     [doc] = load_file(tmp_path / "q3.pptx")
     assert "| Metric | Q3 |\n|---|---|\n| Revenue | 4.2M |" in doc.text
+
+
+def test_pdf_ruled_table_is_a_markdown_table_between_its_paragraphs(tmp_path: Path) -> None:
+    from reportlab.lib import colors
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    cells = [["Depot", "Opens", "Staff"]] + [[f"Depot {i}", f"0{6 + i % 3}:30", str(10 + i)] for i in range(6)]
+    table = Table(cells)
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    path = tmp_path / "depots.pdf"
+    story = [Paragraph("Opening hours are listed below.", styles["BodyText"]), table]
+    story.append(Paragraph("Closing remark after the table.", styles["BodyText"]))
+    SimpleDocTemplate(str(path)).build(story)
+    [doc] = load_file(path)
+    lines = doc.text.split("\n")
+    assert lines[0] == "Opening hours are listed below."
+    assert lines[1:4] == ["| Depot | Opens | Staff |", "|---|---|---|", "| Depot 0 | 06:30 | 10 |"]
+    assert lines[8] == "| Depot 5 | 08:30 | 15 |"
+    assert lines[9] == "Closing remark after the table."
+    assert doc.metadata == {"page": 1}
