@@ -31,7 +31,9 @@ class RapidOCREngine:
 
     def read(self, image: np.ndarray) -> list[OCRLine]:
         # RapidOCR takes OpenCV's BGR channel order.
-        result, _elapsed = self._ocr(np.ascontiguousarray(image[:, :, ::-1]))
+        # No angle classifier: on 300 dpi pages it judged whole, upright lines to be upside down and the flipped
+        # crops read as noise ("b      s" for a 90-character line); scans with lines upside down are rare.
+        result, _elapsed = self._ocr(np.ascontiguousarray(image[:, :, ::-1]), use_cls=False)
         lines = []
         for points, text, score in result or []:
             xs = [float(p[0]) for p in points]
