@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kbqa.api.settings import APISettings
 from kbqa.errors import ConfigError
+from kbqa.ingest.ocr.settings import OCRSettings
 from kbqa.llm.settings import LLMSettings
 from kbqa.observability.settings import LoggingSettings, MetricsSettings
 from kbqa.webui.settings import WebUISettings
@@ -61,6 +62,13 @@ class KBSettings(_Section):
         description="Chunks shorter than this (in characters) are merged into a neighbouring chunk of the same "
         "document, so no scrap such as '{' or 'id: 9' is indexed; a merged chunk may exceed chunk_size by less than "
         "this. A document shorter than this as a whole is kept. 0 turns merging off.",
+    )
+    table_header_repeat: bool = Field(
+        False,
+        description="When a Markdown table (Word, PowerPoint and .md tables) is longer than a chunk, start every "
+        "chunk with its header row and --- line, so a row far down still says which column is which. Off by default: "
+        "on the samples it moved 'Which port does the API server listen on?' from the row that answers it to another "
+        "row naming the API server, because the repeated header words match every piece equally.",
     )
     top_k: int = Field(3, gt=0, description="Chunks returned per search (VECTOR_SEARCH_TOP_K).")
     score_threshold: float = Field(
@@ -191,6 +199,7 @@ class Settings(BaseSettings):
     kb: KBSettings = Field(default_factory=KBSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ocr: OCRSettings = Field(default_factory=OCRSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: APISettings = Field(default_factory=APISettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)

@@ -54,6 +54,15 @@ else
     # Not fatal: the worker then says llama.cpp is unavailable and runs GGUF models with transformers (slower).
     echo "warning: building $LLAMA_CPP failed (see .cache/llama-cpp-build.log); GGUF models will run on transformers" >&2
 fi
+if [ -n "$dev" ] && ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
+    # The OCR tests draw English and Chinese text with Noto Sans CJK and read it back.
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    if ! { $SUDO apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 ||
+           { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q fonts-noto-cjk >/dev/null; }; }; then
+        echo "warning: could not install Debian's fonts-noto-cjk (the OCR tests are skipped without it)" >&2
+    fi
+fi
 if [ -n "$dev" ] && [ ! -x /usr/bin/chromium ]; then
     # The browser tests drive Debian's Chromium; Playwright's own browser download is never used.
     SUDO=""

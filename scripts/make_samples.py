@@ -7,6 +7,8 @@ generated so that they can be reviewed as source and rebuilt identically:
   reference/kbqa_overview.pdf         3 pages: overview and retrieval settings in English, then a
                                       Chinese summary (reportlab's CID font STSong-Light)
   general/solar_system.xlsx           workbook: planets of the Solar System, and a notes sheet
+  reference/scanned_notice.pdf        a scanned page: a picture of a typed notice, no text layer (read by OCR)
+  general/whiteboard.png              a picture of a whiteboard note in English and Chinese (read by OCR)
 
 Output is byte-for-byte deterministic: document metadata dates are fixed, reportlab runs in invariant
 mode, and ZIP containers (docx, xlsx) get fixed entry timestamps, so re-running it leaves git clean.
@@ -21,6 +23,7 @@ import argparse
 import datetime as dt
 import io
 import re
+import subprocess
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +32,7 @@ from docx import Document
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
+from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
@@ -312,6 +316,58 @@ def make_pdf(path: Path) -> None:
     doc.build(story)
 
 
+SCANNED_NOTICE = [
+    "NOTICE (scanned copy)",
+    "The demonstration server of kbqa stands in room 314",
+    "on the third floor of the east building.",
+    "Visitors collect an access badge at the reception",
+    "desk before 09:30 and return it when they leave.",
+    "演示服务器位于东楼三层 314 室。",
+]
+WHITEBOARD = [
+    "Whiteboard: OCR demo",
+    "Text inside pictures is searchable too.",
+    "The team lunch moves to Thursday at 12:15.",
+    "图片中的文字也可以被检索。",
+]
+
+
+def _text_picture(lines: Sequence[str], size: int, width: int) -> Image.Image:
+    """Black lines on white, drawn with Noto Sans CJK (Debian fonts-noto-cjk), as a 1-channel picture."""
+    font_file = subprocess.run(
+        ["fc-match", "-f", "%{file}", "Noto Sans CJK SC:style=Regular"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if "CJK" not in font_file:
+        raise SystemExit("needs the Noto Sans CJK font: apt-get install fonts-noto-cjk")
+    font = ImageFont.truetype(font_file, size)
+    step = int(size * 1.7)
+    image = Image.new("L", (width, step * len(lines) + 2 * size), 255)
+    draw = ImageDraw.Draw(image)
+    for index, line in enumerate(lines):
+        draw.text((size, size + index * step), line, font=font, fill=0)
+    return image
+
+
+def make_scanned_pdf(path: Path) -> None:
+    """An A4 page holding only a 150 dpi picture of the notice, as a scanner or a phone app writes it."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    picture = _text_picture(SCANNED_NOTICE, size=34, width=1150)
+    pdf = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    pdf.setTitle("Scanned notice")
+    pdf.setAuthor(AUTHOR)
+    width, height = picture.size
+    scale = 72 / 150  # 150 dpi
+    pdf.drawImage(ImageReader(picture), 2 * cm, A4[1] - 2 * cm - height * scale, width * scale, height * scale)
+    pdf.showPage()
+    pdf.save()
+
+
+def make_whiteboard_png(path: Path) -> None:
+    _text_picture(WHITEBOARD, size=30, width=820).save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="content folder of the samples KB")
@@ -320,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
         "reference/services_and_ports.docx": make_docx,
         "reference/kbqa_overview.pdf": make_pdf,
         "general/solar_system.xlsx": make_xlsx,
+        "reference/scanned_notice.pdf": make_scanned_pdf,
+        "general/whiteboard.png": make_whiteboard_png,
     }
     for rel, make in targets.items():
         path = args.out / rel

@@ -68,6 +68,7 @@ class AppContext:
             query_embedders,
             settings.embedding.model,
             int(settings.kb.max_file_mb * (1 << 20)),
+            settings.ocr,
         )
         temp_kbs.clean()
         jobs = JobManager(
@@ -110,6 +111,7 @@ class AppContext:
             kb.text_splitter,
             kb.zh_title_enhance if zh_title_enhance is None else zh_title_enhance,
             kb.min_chunk_chars,
+            kb.table_header_repeat,
         )
 
     def public_url(self, request: Request) -> str:

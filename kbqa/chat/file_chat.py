@@ -20,6 +20,7 @@ import numpy as np
 
 from kbqa.embeddings.pool import EmbedderPool
 from kbqa.errors import FileTooLarge, KBQAError
+from kbqa.ingest.ocr.settings import OCRSettings
 from kbqa.ingest.pipeline import prepare_file
 from kbqa.ingest.splitters import SplitConfig
 from kbqa.knowledge.naming import normalize_relative_path, resolve_inside
@@ -45,12 +46,21 @@ class TempKB:
 
 
 class TempKBStore:
-    def __init__(self, root: Path, capacity: int, embedders: EmbedderPool, embed_model: str, max_file_bytes: int):
+    def __init__(
+        self,
+        root: Path,
+        capacity: int,
+        embedders: EmbedderPool,
+        embed_model: str,
+        max_file_bytes: int,
+        ocr: OCRSettings | None = None,
+    ):
         self.root = root
         self.capacity = capacity
         self.embedders = embedders
         self.embed_model = embed_model
         self.max_file_bytes = max_file_bytes
+        self.ocr = ocr
         self._kbs: OrderedDict[str, TempKB] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -81,7 +91,7 @@ class TempKBStore:
                 target = resolve_inside(folder, rel)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _copy_limited(stream, target, self.max_file_bytes, rel)
-                prepared = prepare_file(rel, target, split, self.max_file_bytes)
+                prepared = prepare_file(rel, target, split, self.max_file_bytes, ocr=self.ocr)
                 if prepared.error:
                     raise KBQAError(prepared.error)
             except KBQAError as exc:

@@ -4,9 +4,9 @@ Every format has a dedicated light library (faster and more predictable than ``u
 is imported inside its loader so that importing this module stays cheap. ``unstructured`` only covers
 extras and is set up to never reach the network (see ``_prepare_unstructured``).
 
-Contract of ``load_file``: a 0-byte file gives ``[]``; a non-empty file that yields no text raises
-``EmptyDocument``; any failure inside a parsing library becomes ``DocumentParseError`` with the file
-name and a one-line reason, never a traceback.
+Contract of ``load_file``: a 0-byte file gives ``[]`` (a 0-byte PDF or image raises ``DocumentParseError``);
+a non-empty file that yields no text raises ``EmptyDocument``; any failure inside a parsing library becomes
+``DocumentParseError`` with the file name and a one-line reason, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ from typing import Any
 from kbqa.errors import DocumentParseError, EmptyDocument, KBQAError, UnsupportedFile
 from kbqa.ingest.document import Document
 from kbqa.ingest.encoding import UndetectableEncoding, clean_text, decode_bytes, detect_file_encoding
+from kbqa.ingest.images import IMAGE_EXTENSIONS, load_image
+from kbqa.ingest.markdown_table import markdown_table
+from kbqa.ingest.ocr.settings import OCRSettings
+from kbqa.ingest.pdf import load_pdf
 from kbqa.ingest.records import json_record
 from kbqa.ingest.tabular import iter_csv_rows, iter_xls_rows, iter_xlsx_rows, rows_to_documents
 
 logger = logging.getLogger(__name__)
 
 LoadFn = Callable[[Path], list[Document]]
+OCRLoadFn = Callable[[Path, OCRSettings], list[Document]]
 
 _REASON_MAX_CHARS = 200
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -61,47 +66,11 @@ def _load_xml(path: Path) -> list[Document]:
     return [Document("\n\n".join(el.text for el in elements if el.text and el.text.strip()))]
 
 
-# --------------------------------------------------------------------------- PDF
-
-
-def _load_pdf(path: Path) -> list[Document]:
-    """One Document per page that has text; ``page`` is 1-based."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(path, strict=False)
-    _unlock_pdf(reader)
-    documents: list[Document] = []
-    failed_pages = 0
-    for number, page in enumerate(reader.pages, start=1):
-        try:
-            text = page.extract_text() or ""
-        except Exception as exc:  # one broken page (bad font, bad stream) should not lose the rest
-            failed_pages += 1
-            logger.warning("%s: page %d unreadable: %s", path.name, number, _reason(exc, path))
-            continue
-        if text.strip():
-            documents.append(Document(text, {"page": number}))
-    if documents:
-        return documents
-    if failed_pages:
-        raise DocumentParseError(f"{path.name}: no page of this PDF could be read")
-    raise EmptyDocument(f"{path.name}: the PDF has no extractable text; it may be a scanned PDF that needs OCR")
-
-
-def _unlock_pdf(reader: Any) -> None:
-    """Open PDFs that are encrypted only against editing (empty user password); refuse the rest."""
-    if not reader.is_encrypted:
-        return
-    from pypdf import PasswordType
-
-    if reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-        raise DocumentParseError("the PDF is password-protected")
-
-
 # --------------------------------------------------------------------------- Office
 
 
-def _docx_table_lines(table: Any) -> Iterator[str]:
+def _docx_table(table: Any) -> str:
+    rows: list[list[str]] = []
     for row in table.rows:
         cells: list[str] = []
         previous = None
@@ -110,9 +79,9 @@ def _docx_table_lines(table: Any) -> Iterator[str]:
             if cell._tc is previous:
                 continue
             previous = cell._tc
-            cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            yield "| " + " | ".join(cells) + " |"
+            cells.append(cell.text)
+        rows.append(cells)
+    return markdown_table(rows)
 
 
 def _docx_heading_level(paragraph: Any) -> int | None:
@@ -135,7 +104,7 @@ def _load_docx(path: Path) -> list[Document]:
     blocks: list[str] = []
     for item in docx.Document(str(path)).iter_inner_content():
         if isinstance(item, Table):
-            blocks.append("\n".join(_docx_table_lines(item)))
+            blocks.append(_docx_table(item))
             continue
         text = item.text.strip()
         if not text:
@@ -155,8 +124,7 @@ def _pptx_shape_lines(shapes: Any) -> Iterator[str]:
             if shape.text_frame.text.strip():
                 yield shape.text_frame.text
         elif getattr(shape, "has_table", False) and shape.has_table:
-            for row in shape.table.rows:
-                yield "| " + " | ".join(" ".join(cell.text.split()) for cell in row.cells) + " |"
+            yield markdown_table([cell.text for cell in row.cells] for row in shape.table.rows)
 
 
 def _load_pptx(path: Path) -> list[Document]:
@@ -388,7 +356,6 @@ _LOADERS: dict[str, tuple[str, LoadFn]] = {
     ".htm": ("HTMLLoader", _load_html),
     ".xhtml": ("HTMLLoader", _load_html),
     ".xml": ("UnstructuredXMLLoader", _load_xml),
-    ".pdf": ("PDFLoader", _load_pdf),
     ".docx": ("DocxLoader", _load_docx),
     ".pptx": ("PptxLoader", _load_pptx),
     ".xlsx": ("XlsxLoader", _load_xlsx),
@@ -404,19 +371,26 @@ _LOADERS: dict[str, tuple[str, LoadFn]] = {
 }
 
 
+# Loaders that read pixels: they take the OCR settings.
+_OCR_LOADERS: dict[str, tuple[str, OCRLoadFn]] = {
+    ".pdf": ("PDFLoader", load_pdf),
+    **{ext: ("ImageOCRLoader", load_image) for ext in IMAGE_EXTENSIONS},
+}
+
+
 def supported_extensions() -> frozenset[str]:
     """Lower-case extensions with the dot, e.g. ``".pdf"``."""
-    return frozenset(_LOADERS)
+    return frozenset(_LOADERS) | frozenset(_OCR_LOADERS)
 
 
-def _lookup(path: Path) -> tuple[str, LoadFn]:
+def _lookup(path: Path) -> tuple[str, LoadFn | OCRLoadFn]:
     suffix = path.suffix.lower()
-    try:
-        return _LOADERS[suffix]
-    except KeyError:
+    found = _LOADERS.get(suffix) or _OCR_LOADERS.get(suffix)
+    if found is None:
         kind = f"'{suffix}' files are" if suffix else "files without an extension are"
-        supported = ", ".join(sorted(_LOADERS))
-        raise UnsupportedFile(f"{kind} not supported; supported types: {supported}") from None
+        supported = ", ".join(sorted(supported_extensions()))
+        raise UnsupportedFile(f"{kind} not supported; supported types: {supported}")
+    return found
 
 
 def loader_name(path: Path) -> str:
@@ -448,17 +422,24 @@ def _finish(documents: list[Document]) -> list[Document]:
     return finished
 
 
-def load_file(path: Path) -> list[Document]:
+def load_file(path: Path, ocr: OCRSettings | None = None) -> list[Document]:
     """Parse one file into Documents (``metadata`` carries page/sheet/row/slide/... as it applies).
 
+    ``ocr`` configures the image and PDF loaders (defaults when None).
+
     Raises UnsupportedFile for an unknown extension, DocumentParseError when the file cannot be
-    parsed, EmptyDocument when a non-empty file holds no text. A 0-byte file returns ``[]``.
+    parsed, EmptyDocument when a non-empty file holds no text. A 0-byte file returns ``[]``, except a PDF or an
+    image, which no tool writes empty: that raises DocumentParseError.
     """
     name, load = _lookup(path)
     if path.stat().st_size == 0:
+        if path.suffix.lower() in _OCR_LOADERS:
+            # An empty note is a valid text file; no PDF or picture is 0 bytes: this one was cut off or never saved.
+            raise DocumentParseError(f"{path.name}: the file is empty (0 bytes), not a valid {name} file")
         return []
     try:
-        documents = load(path)
+        reads_pixels = path.suffix.lower() in _OCR_LOADERS
+        documents = load(path, ocr or OCRSettings()) if reads_pixels else load(path)  # type: ignore[call-arg]
     except KBQAError as exc:
         if exc.message.startswith(path.name):
             raise

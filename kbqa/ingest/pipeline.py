@@ -22,6 +22,7 @@ from kbqa.errors import EmptyDocument, FileTooLarge, KBQAError
 from kbqa.ingest import loaders
 from kbqa.ingest.document import Document
 from kbqa.ingest.keywords import index_text
+from kbqa.ingest.ocr.settings import OCRSettings
 from kbqa.ingest.splitters import SplitConfig, split_documents
 from kbqa.knowledge.content import FileDigest, digest_file
 
@@ -54,6 +55,7 @@ def prepare_file(
     cfg: SplitConfig,
     max_bytes: int,
     digest: FileDigest | None = None,
+    ocr: OCRSettings | None = None,
 ) -> PreparedFile:
     """Load and split one file. Every failure is recorded on the result; nothing propagates."""
     prepared = PreparedFile(rel_path, digest)
@@ -63,7 +65,7 @@ def prepare_file(
             prepared.digest = digest_file(path)
         if prepared.digest.size > max_bytes:
             raise FileTooLarge(f"{rel_path} is larger than {max_bytes // (1 << 20)} MiB")
-        docs = loaders.load_file(path)
+        docs = loaders.load_file(path, ocr)
         chunks = split_documents(docs, cfg, prepared.ext)
         if not chunks and prepared.digest.size > 0:
             raise EmptyDocument(f"{rel_path} parsed to no text")

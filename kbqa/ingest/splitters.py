@@ -6,8 +6,8 @@ the heading path. Optional Chinese title enhancement follows Chatchat 0.2's beha
 
 Structured text is cut along its structure: a table row or JSON object (a Document with a ``record``) between its
 fields (see records.py), and a pipe table inside a text (``| a | b |`` lines from Markdown, Word or PowerPoint) is
-kept whole when it fits a chunk, or else cut between rows. Chunks shorter than
-``min_chunk_chars`` are merged into a neighbour (see small_chunks.py).
+kept whole when it fits a chunk, or else cut between rows (optionally repeating its header row in every piece). Chunks
+shorter than ``min_chunk_chars`` are merged into a neighbour (see small_chunks.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Literal
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 from kbqa.ingest.document import Document
+from kbqa.ingest.line_boxes import narrow_line_boxes
 from kbqa.ingest.records import split_record
 from kbqa.ingest.small_chunks import merge_small_chunks
 
@@ -43,6 +44,7 @@ class SplitConfig:
     mode: Literal["recursive", "markdown_header"] = "recursive"
     zh_title_enhance: bool = False
     min_chunk_chars: int = 20
+    table_header_repeat: bool = False
 
     @property
     def splitter_name(self) -> str:
@@ -93,7 +95,10 @@ def split_documents(docs: list[Document], cfg: SplitConfig, ext: str = "") -> li
             for section in _markdown_sections(doc) if markdown else [doc]:
                 text = _clean(section.text)
                 pieces.extend(Document(piece, dict(section.metadata)) for piece in _split_text(text, cfg, splitter))
-        chunks.extend(merge_small_chunks(pieces, cfg.min_chunk_chars))
+        merged = merge_small_chunks(pieces, cfg.min_chunk_chars)
+        if "line_boxes" in doc.metadata:
+            narrow_line_boxes(doc, merged)
+        chunks.extend(merged)
     if cfg.zh_title_enhance:
         chunks = zh_title_enhance(chunks)
     return chunks
@@ -161,27 +166,43 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
     return [(block, is_table) for block, is_table in blocks if block]
 
 
+_SEPARATOR_LINE = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")
+
+
+def _table_header(lines: list[str], chunk_size: int) -> list[str]:
+    """The header row and its ``---`` line when the table declares one and both leave room for a row."""
+    if len(lines) > 2 and _SEPARATOR_LINE.match(lines[1]):
+        header = lines[:2]
+        if len("\n".join(header)) <= chunk_size // 2:
+            return header
+    return []
+
+
 def _split_table(table: str, cfg: SplitConfig) -> list[str]:
     """A table that fits stays whole; a longer one is cut between rows, never inside one (a single row longer than a
-    chunk is cut as text).
+    chunk is cut as text). With ``table_header_repeat`` a Markdown table's header row (with its ``---`` line) starts
+    every piece, so a row in the fifth chunk still says which column is which.
 
-    Repeating the header row in every piece was tried and dropped: the header's words ("port", "name") then match a
-    question equally in every row, and on the samples a row about another service outranked the paragraph that
-    answered "Which port does the API server listen on?". Spreadsheet rows repeat their column names anyway.
+    Only tables that declare a header get it repeated: loaders write Word and PowerPoint tables that way, and a bare
+    run of ``| a | b |`` lines may have no header at all. It is off by default: the header's words ("port", "name")
+    then match a question equally in every piece, and on the samples a row about another service outranked the
+    paragraph that answered "Which port does the API server listen on?".
     """
     if len(table) <= cfg.chunk_size:
         return [table]
+    lines = table.split("\n")
+    header = _table_header(lines, cfg.chunk_size) if cfg.table_header_repeat else []
     pieces: list[str] = []
-    current: list[str] = []
-    for line in table.split("\n"):
-        if current and len("\n".join([*current, line])) > cfg.chunk_size:
+    current: list[str] = list(header)
+    for line in lines[len(header) :]:
+        if len(current) > len(header) and len("\n".join([*current, line])) > cfg.chunk_size:
             pieces.append("\n".join(current))
-            current = []
-        if len(line) <= cfg.chunk_size:
+            current = list(header)
+        if len("\n".join([*current, line])) <= cfg.chunk_size:
             current.append(line)
         else:
             pieces.extend(_split_plain(line, cfg.chunk_size, cfg))
-    if current:
+    if len(current) > len(header):
         pieces.append("\n".join(current))
     return pieces
 

@@ -220,7 +220,14 @@ class KnowledgeBaseService:
 
     def default_split(self) -> SplitConfig:
         kb = self.settings.kb
-        return SplitConfig(kb.chunk_size, kb.chunk_overlap, kb.text_splitter, kb.zh_title_enhance, kb.min_chunk_chars)
+        return SplitConfig(
+            kb.chunk_size,
+            kb.chunk_overlap,
+            kb.text_splitter,
+            kb.zh_title_enhance,
+            kb.min_chunk_chars,
+            kb.table_header_repeat,
+        )
 
     # --- knowledge bases ----------------------------------------------------------------------------------------
     def list_kbs(self) -> list[KBInfo]:
@@ -430,7 +437,7 @@ class KnowledgeBaseService:
                 lambda rel=rel, path=path, digest=digest, error=error: (
                     PreparedFile(rel, None, error=error)
                     if error is not None
-                    else prepare_file(rel, path, cfg, max_bytes, digest)
+                    else prepare_file(rel, path, cfg, max_bytes, digest, self.settings.ocr)
                 )
             )
             for rel, path, digest, error in todo

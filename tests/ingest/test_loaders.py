@@ -11,6 +11,7 @@ import pytest
 from kbqa.errors import DocumentParseError, EmptyDocument, UnsupportedFile
 from kbqa.ingest.encoding import clean_text, decode_bytes
 from kbqa.ingest.loaders import load_file, loader_name, supported_extensions
+from kbqa.ingest.ocr.settings import OCRSettings
 from tests.ingest import fixtures
 
 REQUIRED_EXTENSIONS = {
@@ -50,7 +51,7 @@ def test_unknown_extension_is_unsupported(tmp_path: Path, name: str) -> None:
         loader_name(path)
 
 
-@pytest.mark.parametrize("ext", sorted(REQUIRED_EXTENSIONS | {".odt", ".xml"}))
+@pytest.mark.parametrize("ext", sorted((REQUIRED_EXTENSIONS | {".odt", ".xml"}) - {".pdf"}))
 def test_zero_byte_file_gives_no_documents(tmp_path: Path, ext: str) -> None:
     path = tmp_path / f"empty{ext}"
     path.touch()
@@ -174,10 +175,16 @@ def test_pdf_one_document_per_page_with_chinese(tmp_path: Path) -> None:
     assert "Third page in English" in docs[1].text
 
 
-def test_pdf_without_text_asks_for_ocr(tmp_path: Path) -> None:
+def test_pdf_without_text_and_ocr_off_says_so(tmp_path: Path) -> None:
     path = fixtures.make_image_only_pdf(tmp_path / "scan.pdf")
     with pytest.raises(EmptyDocument, match="OCR"):
-        load_file(path)
+        load_file(path, OCRSettings(enabled=False))
+
+
+def test_scanned_pdf_without_any_text_is_an_empty_document(tmp_path: Path) -> None:
+    # A grey box: the page is OCR'd and still holds no text.
+    with pytest.raises(EmptyDocument):
+        load_file(fixtures.make_image_only_pdf(tmp_path / "scan.pdf"))
 
 
 def test_encrypted_pdf_is_a_parse_error(tmp_path: Path) -> None:
@@ -403,3 +410,59 @@ def test_malformed_xml_is_a_parse_error(tmp_path: Path) -> None:
     path.write_text("<root><a>unclosed</root>", encoding="utf-8")
     with pytest.raises(DocumentParseError, match=r"broken\.xml"):
         load_file(path)
+
+
+# --------------------------------------------------------------------------- tables as Markdown
+
+
+def test_docx_table_is_a_markdown_table_with_its_header_line(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Opening hours by site.")
+    table = document.add_table(rows=3, cols=3)
+    cells = [("Site", "Opens", "Note"), ("North | East", "07:30", "line one\nline two"), ("South", "08:00", "")]
+    for row, values in enumerate(cells):
+        for col, value in enumerate(values):
+            table.cell(row, col).text = value
+    document.save(str(tmp_path / "hours.docx"))
+    [doc] = load_file(tmp_path / "hours.docx")
+    assert doc.text.split("\n\n")[1] == (
+        "| Site | Opens | Note |\n|---|---|---|\n| North \\| East | 07:30 | line one line two |\n| South | 08:00 |  |"
+    )
+
+
+def test_pptx_table_is_a_markdown_table(tmp_path: Path) -> None:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    shape = slide.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1))
+    for (row, col), value in {(0, 0): "Metric", (0, 1): "Q3", (1, 0): "Revenue", (1, 1): "4.2M"}.items():
+        shape.table.cell(row, col).text = value
+    deck.save(str(tmp_path / "q3.pptx"))
+    [doc] = load_file(tmp_path / "q3.pptx")
+    assert "| Metric | Q3 |\n|---|---|\n| Revenue | 4.2M |" in doc.text
+
+
+def test_pdf_ruled_table_is_a_markdown_table_between_its_paragraphs(tmp_path: Path) -> None:
+    from reportlab.lib import colors
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    cells = [["Depot", "Opens", "Staff"]] + [[f"Depot {i}", f"0{6 + i % 3}:30", str(10 + i)] for i in range(6)]
+    table = Table(cells)
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    path = tmp_path / "depots.pdf"
+    story = [Paragraph("Opening hours are listed below.", styles["BodyText"]), table]
+    story.append(Paragraph("Closing remark after the table.", styles["BodyText"]))
+    SimpleDocTemplate(str(path)).build(story)
+    [doc] = load_file(path)
+    lines = doc.text.split("\n")
+    assert lines[0] == "Opening hours are listed below."
+    assert lines[1:4] == ["| Depot | Opens | Staff |", "|---|---|---|", "| Depot 0 | 06:30 | 10 |"]
+    assert lines[8] == "| Depot 5 | 08:30 | 15 |"
+    assert lines[9] == "Closing remark after the table."
+    assert doc.metadata == {"page": 1}

@@ -46,6 +46,13 @@ def test_init_database_builds_samples_and_search_cites_sources(tmp_path: Path) -
     assert "[1]" in found.stdout and "relevance=" in found.stdout
     assert "7861" in found.stdout
 
+    # This sentence exists only as pixels in a scanned page: found through OCR, cited with its page.
+    scan = _run(project, "-m", "kbqa.cli", "search", "samples", "Where is the demonstration server of kbqa?", "-k", "3")
+    assert scan.returncode == 0, scan.stderr
+    assert "[1] reference/scanned_notice.pdf (page 1)" in scan.stdout and "room 314" in scan.stdout
+    picture = _run(project, "-m", "kbqa.cli", "search", "samples", "When is the team lunch?", "-k", "3")
+    assert "general/whiteboard.png" in picture.stdout and "Thursday at 12:15" in picture.stdout
+
     zh = _run(project, "-m", "kbqa.cli", "search", "samples", "支持哪些文件格式？", "-k", "3")
     assert zh.returncode == 0 and "[1]" in zh.stdout
 

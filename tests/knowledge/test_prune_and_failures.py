@@ -14,8 +14,8 @@ from kbqa.knowledge.service import KnowledgeBaseService
 from kbqa.settings import Settings
 from tests.conftest import REPO_ROOT
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-NOTE = "# Backups\n\nThe knowledge base is backed up nightly at 02:00.\n\n![diagram](img/flow.png)\n"
+GIF = b"GIF89a" + b"\x00" * 32  # images kbqa does not read (it OCRs png, jpg, tiff, ...)
+NOTE = "# Backups\n\nThe knowledge base is backed up nightly at 02:00.\n\n![diagram](img/flow.gif)\n"
 
 
 def _config(settings: Settings, tmp_path: Path) -> str:
@@ -45,7 +45,7 @@ def notes(service: KnowledgeBaseService) -> Path:
     content = service.folder("notes").content
     _write(content, {"notes.md": NOTE})
     service.ingest("notes", ["notes.md"])
-    _write(content, {"orphan.txt": "left over", "img/flow.png": PNG, "img/logo.png": PNG})
+    _write(content, {"orphan.txt": "left over", "img/flow.gif": GIF, "img/logo.gif": GIF})
     # Outside content/: never a candidate.
     _write(service.folder("notes").root, {"stray.md": "not content"})
     return content
@@ -60,23 +60,23 @@ def test_prune_folder_lists_first_and_never_deletes_what_kbqa_cannot_index(
     assert init_database_main(["--config", config, "--prune-folder", "-n", "notes"]) == 0
     out = capsys.readouterr().out
     assert "notes: would delete content/orphan.txt" in out and "--yes" in out
-    assert ".png" not in out
+    assert ".gif" not in out
     assert (notes / "orphan.txt").is_file()
 
     assert init_database_main(["--config", config, "--prune-folder", "--yes", "-n", "notes"]) == 0
     out = capsys.readouterr().out
     assert "notes: deleted content/orphan.txt" in out and "deleted 1 file(s)" in out
     assert not (notes / "orphan.txt").exists()
-    for kept in ("notes.md", "img/flow.png", "img/logo.png"):
+    for kept in ("notes.md", "img/flow.gif", "img/logo.gif"):
         assert (notes / kept).is_file(), kept
     assert (service.folder("notes").root / "stray.md").is_file()
 
 
 def test_delete_from_disk_keeps_files_kbqa_cannot_index(service: KnowledgeBaseService, notes: Path) -> None:
-    failed = service.delete_files("notes", ["img/flow.png", "orphan.txt"], delete_content=True)
-    assert set(failed) == {"img/flow.png"}
-    assert "not deleted" in failed["img/flow.png"] and "cannot index" in failed["img/flow.png"]
-    assert (notes / "img/flow.png").is_file()
+    failed = service.delete_files("notes", ["img/flow.gif", "orphan.txt"], delete_content=True)
+    assert set(failed) == {"img/flow.gif"}
+    assert "not deleted" in failed["img/flow.gif"] and "cannot index" in failed["img/flow.gif"]
+    assert (notes / "img/flow.gif").is_file()
     assert not (notes / "orphan.txt").exists()
     # A known file of an indexable type still goes, row and file.
     assert service.delete_files("notes", ["notes.md"], delete_content=True) == {}
@@ -86,24 +86,24 @@ def test_delete_from_disk_keeps_files_kbqa_cannot_index(service: KnowledgeBaseSe
 def test_failures_keep_their_reason_and_time_and_are_not_new_while_unchanged(service: KnowledgeBaseService) -> None:
     service.create_kb("docs")
     content = service.folder("docs").content
-    _write(content, {"notes.md": NOTE, "img/flow.png": PNG, "broken.pdf": b"%PDF-1.4 this is not a pdf"})
+    _write(content, {"notes.md": NOTE, "img/flow.gif": GIF, "broken.pdf": b"%PDF-1.4 this is not a pdf"})
 
     first = service.ingest("docs")
     assert first.added == ["notes.md"]
-    assert set(first.new_failures) == {"img/flow.png", "broken.pdf"}
+    assert set(first.new_failures) == {"img/flow.gif", "broken.pdf"}
     files = {f.path: f for f in service.list_files("docs")}
-    for rel in ("img/flow.png", "broken.pdf"):
+    for rel in ("img/flow.gif", "broken.pdf"):
         assert files[rel].status == "error" and files[rel].error == first.failed[rel]
         assert files[rel].failed_at is not None
-    assert "not supported" in files["img/flow.png"].error
+    assert "not supported" in files["img/flow.gif"].error
     assert files["notes.md"].failed_at is None
 
     second = service.ingest("docs")
-    assert set(second.failed) == {"img/flow.png", "broken.pdf"}
-    assert sorted(second.failed_before) == ["broken.pdf", "img/flow.png"]
+    assert set(second.failed) == {"img/flow.gif", "broken.pdf"}
+    assert sorted(second.failed_before) == ["broken.pdf", "img/flow.gif"]
     assert second.new_failures == {}
     again = {f.path: f for f in service.list_files("docs")}
-    for rel in ("img/flow.png", "broken.pdf"):
+    for rel in ("img/flow.gif", "broken.pdf"):
         assert (again[rel].failed_at, again[rel].version) == (files[rel].failed_at, files[rel].version)
 
     # A changed file that fails is a new failure.
@@ -117,13 +117,13 @@ def test_increment_records_unsupported_files_once_then_reports_nothing_new(
 ) -> None:
     # A folder-only KB, as copied from Chatchat: content/ and no database row yet.
     content = settings.kb_root / "copied" / "content"
-    _write(content, {"notes.md": NOTE, "img/flow.png": PNG})
+    _write(content, {"notes.md": NOTE, "img/flow.gif": GIF})
     config = _config(settings, tmp_path)
 
     assert init_database_main(["--config", config, "-i", "-n", "copied"]) == 3
     captured = capsys.readouterr()
     assert "1 added" in captured.out and "1 failed" in captured.out
-    assert "img/flow.png" in captured.err
+    assert "img/flow.gif" in captured.err
 
     assert init_database_main(["--config", config, "-i", "-n", "copied"]) == 0
     captured = capsys.readouterr()
@@ -135,8 +135,8 @@ def test_increment_records_unsupported_files_once_then_reports_nothing_new(
 
     assert main(["--config", config, "kb", "files", "copied"]) == 0
     listed = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert "\terror\t" in listed["img/flow.png"] and "not supported" in listed["img/flow.png"]
-    assert "(failed " in listed["img/flow.png"]
+    assert "\terror\t" in listed["img/flow.gif"] and "not supported" in listed["img/flow.gif"]
+    assert "(failed " in listed["img/flow.gif"]
     assert "\tready\t" in listed["notes.md"]
 
 

@@ -225,5 +225,50 @@ def test_long_table_is_cut_between_rows_never_inside_one() -> None:
     chunks = split_documents([Document(TABLE)], SplitConfig(chunk_size=100, chunk_overlap=0))
     assert len(chunks) >= 2
     assert all(len(c.text) <= 100 for c in chunks)
+    assert "\n".join(c.text for c in chunks) == TABLE  # by default the header row is not repeated
+
+
+def test_long_table_repeats_its_header_row_when_asked() -> None:
+    chunks = split_documents([Document(TABLE)], SplitConfig(chunk_size=100, chunk_overlap=0, table_header_repeat=True))
+    assert len(chunks) >= 2
+    assert all(len(c.text) <= 100 for c in chunks)
     assert all(re.fullmatch(r"(\|.*\|\n?)+", c.text) for c in chunks)  # whole rows only
-    assert "\n".join(c.text for c in chunks) == TABLE
+    rows = TABLE.split("\n")[2:]
+    # Every piece starts with the header row and its --- line; the data rows appear once each, in order.
+    assert all(c.text.startswith("| 模型 | 版本 | 说明 |\n|---|---|---|\n") for c in chunks)
+    assert [line for c in chunks for line in c.text.split("\n")[2:]] == rows
+
+
+def test_a_table_without_a_header_line_is_cut_without_repeating_its_first_row() -> None:
+    bare = "\n".join(line for line in TABLE.split("\n") if "---" not in line)
+    chunks = split_documents([Document(bare)], SplitConfig(chunk_size=100, chunk_overlap=0, table_header_repeat=True))
+    assert len(chunks) >= 2
+    assert "\n".join(c.text for c in chunks) == bare
+
+
+def test_a_row_of_a_long_table_never_loses_its_header_even_in_a_long_text() -> None:
+    big = "| Service | Port |\n| --- | --- |\n" + "\n".join(f"| service number {i} | {9000 + i} |" for i in range(40))
+    text = f"{LONG_SENTENCE}\n\n{big}\n\n{LONG_SENTENCE}"
+    chunks = split_documents([Document(text)], SplitConfig(chunk_size=250, chunk_overlap=50, table_header_repeat=True))
+    with_rows = [c.text for c in chunks if "| service number" in c.text]
+    assert len(with_rows) >= 4
+    assert all(t.startswith("| Service | Port |\n| --- | --- |\n") and len(t) <= 250 for t in with_rows)
+    assert sum(t.count("| service number") for t in with_rows) == 40
+
+
+# --- OCR line boxes ------------------------------------------------------------------------------------------------
+
+
+def test_each_chunk_of_an_ocr_page_keeps_the_boxes_of_its_own_lines() -> None:
+    lines = [f"Line {i}: the pump in hall {i} is checked every {i + 2} days." for i in range(12)]
+    boxes = [[10.0, 20.0 * i, 400.0, 20.0 * i + 15] for i in range(12)]
+    page = Document("\n".join(lines), {"page": 3, "ocr": True, "line_boxes": boxes})
+    chunks = split_documents([page], SplitConfig(chunk_size=200, chunk_overlap=40))
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        kept = chunk.metadata["line_boxes"]
+        covered = [boxes[i] for i, line in enumerate(lines) if line in chunk.text]
+        assert covered and all(box in kept for box in covered)
+        assert len(kept) <= len(covered) + 2  # plus at most the lines cut at either end
+        assert chunk.metadata["page"] == 3 and chunk.metadata["ocr"] is True
+    assert page.metadata["line_boxes"] == boxes  # the source document is left as it was
