@@ -169,9 +169,11 @@ def main() -> None:
     if args.no_gate:
         api_overrides["answerability_gate"] = False
     elif args.calibrate_gate:
-        api_overrides.update(answerability_gate=True, answerability_threshold=0.0)
+        api_overrides.update(answerability_gate=True, answerability_threshold=0.0, answerability_thresholds={})
     elif args.gate_threshold is not None:
-        api_overrides.update(answerability_gate=True, answerability_threshold=args.gate_threshold)
+        api_overrides.update(
+            answerability_gate=True, answerability_threshold=args.gate_threshold, answerability_thresholds={}
+        )
 
     options = ChatRequestOptions(
         temperature=args.temperature,
@@ -230,7 +232,7 @@ def _calibration(reports: list[AnswerReport]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     everything = [a for r in reports for a in r.answers]
-    chosen = choose_threshold(everything)
+    chosen = choose_threshold([r.answers for r in reports])
     for name, answers in [*((r.name, r.answers) for r in reports), ("all", everything)]:
         off = gate_point(answers, 0.0)
         on = gate_point(answers, chosen.threshold)

@@ -137,14 +137,15 @@ class APISettings(BaseModel):
         description="The gate refuses when P(yes) that the sources hold the answer is below this, for a model "
         "without its own entry in answerability_thresholds.",
     )
-    answerability_thresholds: dict[Annotated[str, Field(max_length=256)], Annotated[float, Field(ge=0.0, le=1.0)]] = (
-        Field(
-            default_factory=dict,
-            max_length=256,
-            description="Per served model name: the gate's threshold calibrated for that model (`python "
-            "benchmarks/answer_eval.py --calibrate-gate`; the shipped values and their figures are in "
-            "benchmarks/RESULTS.md, 'Answerability gate').",
-        )
+    answerability_thresholds: dict[
+        Annotated[str, Field(max_length=256)], Annotated[float, Field(ge=0.0, le=1.0)] | None
+    ] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="Per served model name: the gate's threshold calibrated for that model (`python "
+        "benchmarks/answer_eval.py --calibrate-gate`; the shipped values and their figures are in "
+        "benchmarks/RESULTS.md, 'Answerability gate'); null turns the gate off for a model whose yes/no "
+        "judgement does not separate anything (the bundled SmolLM2-135M).",
     )
     rewrite_with_history: bool = Field(
         True, description="Rewrite a follow-up question with the chat history before retrieval (one LLM call)."

@@ -136,13 +136,17 @@ class KBChat:
         judges that they do not hold the answer."""
         if not self.api.answerability_gate or grounded.fixed_answer is not None or not grounded.sources:
             return
+        threshold = self.answerability_threshold(options.model)
+        if threshold is None:
+            return  # a model too small to judge: no gate, and no cost
         score = await self.gate.score(grounded.question, grounded.sources, grounded.language, options.model)
         grounded.answerability = score
-        if score is not None and score < self.answerability_threshold(options.model):
+        if score is not None and score < threshold:
             grounded.fixed_answer = self.refusal(grounded.language)
 
-    def answerability_threshold(self, model: str | None) -> float:
-        """The model's calibrated threshold (api.answerability_thresholds), else api.answerability_threshold."""
+    def answerability_threshold(self, model: str | None) -> float | None:
+        """The model's calibrated threshold (api.answerability_thresholds; None there turns the gate off for that
+        model), else api.answerability_threshold."""
         name = model or self.client.settings.model
         return self.api.answerability_thresholds.get(name, self.api.answerability_threshold)
 
