@@ -132,6 +132,9 @@ class ContinuousBatcher:
         with self._cond:
             return len(self._waiting) + len(self._running)
 
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
     def shutdown(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stopping = True

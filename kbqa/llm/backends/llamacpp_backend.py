@@ -170,6 +170,10 @@ class LlamaCppBackend(BatchedChatBackend):
     def close(self) -> None:
         super().close()
         assert isinstance(self.batcher, LlamaCppBatcher)
+        if self.batcher.is_running():
+            # Still inside a llama_decode after the shutdown wait: freeing now would pull the memory from under it.
+            log.warning("the llama.cpp scheduler did not stop in time; its context is left to the process exit")
+            return
         self.batcher.close()
         if self._ctx:
             self._lib.llama_free(self._ctx)
