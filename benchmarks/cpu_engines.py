@@ -105,6 +105,7 @@ def measure(model_path: Path, engine: str, threads: int, max_tokens: int, single
             backend=engine,  # type: ignore[arg-type]
             num_threads=threads,
             max_batch_size=8,
+            kv_cache_tokens=8 * 4096,  # 8 llama.cpp slots of the default 4,096-token context (the default has 4)
             register_with_controller=False,
         )
     )
