@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_throughput import CPU_QUESTIONS
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -34,16 +36,8 @@ PASSAGE = (
 )
 RAG_QUESTION = "Sources:\n" + "\n".join(f"[{i}] {PASSAGE * 3}" for i in (1, 2, 3)) + "\nQuestion: Who designed it?"
 
-QUESTIONS = [
-    "Write a long story about a dragon.",
-    "Explain how a bicycle works.",
-    "Describe the city of Paris.",
-    "Tell me about the history of tea.",
-    "Why is the sky blue?",
-    "List some healthy breakfast ideas.",
-    "How do airplanes fly?",
-    "Describe a day at the beach.",
-]
+# The same eight prompts as the HTTP throughput benchmark, so the two sets of figures describe one workload.
+QUESTIONS = CPU_QUESTIONS
 
 
 @dataclass

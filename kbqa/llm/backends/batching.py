@@ -13,6 +13,7 @@ import collections
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,7 @@ class Sequence:
         return RowState(self.params, self.prompt_ids, self.output_ids, self.generator)
 
 
-class ContinuousBatcher:
+class ContinuousBatcher(ABC):
     """Runs generation for many sequences at once on one model."""
 
     def __init__(
@@ -178,14 +179,14 @@ class ContinuousBatcher:
         """Whether the engine can hold ``seq`` beside the running rows and ``taken``; it waits (in order) if not."""
         return True
 
+    @abstractmethod
     def _step(self, arrivals: list[Sequence]) -> None:
         """One scheduler step: drop finished rows, admit ``arrivals``, decode one token for every running row
         (calling :meth:`_accept` with the chosen tokens)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _release_all(self) -> None:
         """Forget every running row's model state (after a failed step or at shutdown)."""
-        raise NotImplementedError
 
     def _accept(self, rows: list[int], tokens: list[int], logits: torch.Tensor | None = None) -> None:
         """Record one new token per row, emit text, and mark rows that are done. ``logits`` [len(rows), vocab], the
